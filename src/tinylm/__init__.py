@@ -1,0 +1,3 @@
+"""tinylm: pretrain small language models on small data with unconventional curricula."""
+
+__version__ = "0.1.0"
