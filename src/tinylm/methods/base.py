@@ -1,0 +1,50 @@
+"""The events a method can react to, in the order the loop emits them.
+
+    start           once, after the model, optimizer and data exist (also after a resume)
+    step_start      before each optimizer step's micro-batches
+    loss            per micro-batch: may return an extra loss term (a tensor) to add
+    after_backward  gradients of the whole step are in place (before clipping)
+    step_end        after the optimizer and schedule stepped; counters already advanced
+    eval            validation metrics in hand
+    stop            once, at the end
+State: `state_dict()` / `load_state_dict()` must hold everything the method needs to resume
+exactly (JSON-able values and tensors); the generic tests check train -> resume -> identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from tinylm.train.run import Run
+
+
+@dataclass
+class MethodConfig:
+    """Base for a method's typed options (recipe: `methods: [{name: {option: value}}]`)."""
+
+
+class Method:
+    name: ClassVar[str] = "method"
+    Config: ClassVar[type] = MethodConfig
+
+    def __init__(self, config: MethodConfig):
+        self.config = config
+
+    def on_start(self, run: "Run") -> None: ...
+    def on_step_start(self, run: "Run") -> None: ...
+    def on_loss(self, run: "Run", batch: dict, logits: "torch.Tensor", loss: "torch.Tensor") -> "torch.Tensor | None":
+        return None
+    def on_after_backward(self, run: "Run") -> None: ...
+    def on_step_end(self, run: "Run") -> None: ...
+    def on_eval(self, run: "Run", metrics: dict) -> None: ...
+    def on_stop(self, run: "Run") -> None: ...
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

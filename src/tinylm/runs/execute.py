@@ -1,0 +1,66 @@
+"""Execute a recipe into a run directory: build (or resume), train, write `summary.json`.
+
+Ctrl-C once asks the loop to stop after the current step and write a checkpoint, so
+`tinylm train ... --resume` continues exactly; a second Ctrl-C aborts at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+
+from tinylm.train.build import build_run
+from tinylm.train.loop import train
+from tinylm.train.recipe import Recipe
+from tinylm.train.serialize import write_json
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(run):
+    def handler(signum, frame):
+        if run.stop_requested:
+            raise KeyboardInterrupt
+        run.stop_requested = True
+        log.warning("stopping after this step and writing a checkpoint (Ctrl-C again to abort)")
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = False, on_start=None,
+            on_step=None) -> dict:
+    """Train `recipe` into `out_dir`; returns the summary (also written to summary.json)."""
+    started = time.time()
+    run = build_run(recipe, out_dir, resume=resume, force=force)
+    if on_start:
+        on_start(run)
+    with stop_on_interrupt(run):
+        last = train(run, on_step=on_step) if run.step < run.total_steps else _finished(out_dir)
+    summary = {
+        "name": recipe.name, "out_dir": str(out_dir), "complete": run.step >= run.total_steps,
+        "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, "flops": run.flops,
+        "parameters": sum(p.numel() for p in run.model.parameters()),
+        "val_loss": last.get("val_loss"), "val_ppl": last.get("val_ppl"), "loss": last.get("loss"),
+        "device": str(run.device), "processes": run.world.size, "wall_s": round(time.time() - started, 2),
+    }
+    if run.world.is_main:
+        write_json(Path(out_dir) / "summary.json", summary)
+    run.metrics.close()
+    return summary
+
+
+def _finished(out_dir: Path) -> dict:
+    path = Path(out_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}

@@ -1,0 +1,1 @@
+"""The one training loop, its Run and the Run's primitives, optimizer, schedules, checkpoints."""

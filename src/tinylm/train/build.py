@@ -1,0 +1,196 @@
+"""Assemble a Run from a recipe: device, processes, token store, model, data, methods; or resume one."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+import yaml
+
+from tinylm.errors import UserError
+from tinylm.methods import build_methods
+from tinylm.models import ModelConfig, build_model, resolve_model_config
+from tinylm.train import distributed
+from tinylm.train.batches import training_batches, validation_batches
+from tinylm.train.checkpoint import latest_checkpoint, load_weights, read_model_config, restore
+from tinylm.train.duration import parse_duration
+from tinylm.train.recipe import Recipe, diff_recipes, recipe_from_dict
+from tinylm.train.run import Run
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str, world: distributed.World) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", world.local_rank)
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device is cuda but no CUDA device is visible: use `--set train.device=auto`")
+    return device
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TINYLM_CACHE", Path.home() / ".cache" / "tinylm"))
+
+
+def open_store(recipe: Recipe, world: distributed.World):
+    """The recipe's token store; `sources:` are prepared once into the cache, keyed by their content."""
+    from tinylm.data import TokenStore, prepare_store
+    data = recipe.data
+    if data.store is not None:
+        return TokenStore.open(os.path.expandvars(os.path.expanduser(data.store)))
+    sources = [os.path.expandvars(os.path.expanduser(s)) for s in data.sources]
+    key = json.dumps({"sources": [str(Path(s).resolve()) if s != "bundled" else s for s in sources],
+                      "tokenizer": data.tokenizer, "docs": data.docs, "val_fraction": data.val_fraction,
+                      "seed": data.seed})
+    out = cache_dir() / "stores" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    if world.is_main and not (out / "meta.json").exists():
+        log.info("preparing %s with %s into %s", ", ".join(sources), data.tokenizer, out)
+        prepare_store(sources, data.tokenizer, out, val_fraction=data.val_fraction, seed=data.seed, docs=data.docs)
+    world.barrier()
+    return TokenStore.open(out)
+
+
+def model_config(recipe: Recipe, store) -> ModelConfig:
+    section = dict(recipe.model)
+    section.pop("init_from", None)
+    name, flavour = section.pop("name"), section.pop("flavour", None)
+    vocab = section.pop("vocab_size", "auto")
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    for key in section:
+        if key not in fields:
+            import difflib
+            hint = difflib.get_close_matches(key, fields, n=1)
+            raise UserError(f"unknown recipe key `model.{key}`: " + (f"did you mean `{hint[0]}`?" if hint else
+                            f"valid keys: name, flavour, vocab_size, {', '.join(sorted(fields))}"))
+    if vocab in (None, "auto"):
+        vocab = store.vocab_size
+    elif int(vocab) < store.vocab_size:
+        raise UserError(f"token store {store.path} has a vocabulary of {store.vocab_size}, larger than the model's "
+                        f"{vocab}: set `model.vocab_size: auto` (or at least {store.vocab_size})")
+    section["vocab_size"] = int(vocab)
+    if "pad" in store.special_ids and "pad_token_id" in fields and "pad_token_id" not in section:
+        section["pad_token_id"] = store.special_ids["pad"]
+    if name == "init_from":  # the architecture of the pretrained model named by `init_from`
+        from tinylm.runs.load import resolve_checkpoint
+        ckpt, _ = resolve_checkpoint(recipe.model["init_from"])
+        base = ModelConfig.from_dict(read_model_config(ckpt))
+        cfg = base.replace(**({"flavour": flavour} if flavour else {}), **section)
+    else:
+        cfg = resolve_model_config(name, flavour=flavour, **section)
+    if cfg.max_seq_len < recipe.data.seq_len:
+        raise UserError(f"data.seq_len {recipe.data.seq_len} exceeds the model's max_seq_len {cfg.max_seq_len}: "
+                        "lower data.seq_len or set model.max_seq_len")
+    want_mlm = recipe.data.sampler == "mlm"
+    if want_mlm != (cfg.kind == "encoder"):
+        raise UserError(f"model {name!r} is a {cfg.kind} but data.sampler is {recipe.data.sampler!r}: "
+                        + ("use `data.sampler: mlm` for encoders" if cfg.kind == "encoder" else
+                           "use windows, chunks or epochs for decoders"))
+    return cfg
+
+
+def init_from_pretrained(model, path, store) -> list[str]:
+    """Start from a trained run's weights. With a different tokenizer (a new language), the
+    vocabulary-sized tensors keep their fresh init and everything else is copied; returns the
+    names that were copied."""
+    from tinylm.runs.load import resolve_checkpoint
+    ckpt, _ = resolve_checkpoint(path)
+    source = load_weights(ckpt)
+    old_vocab = read_model_config(ckpt)["vocab_size"]
+    same_tokenizer = (ckpt / "tokenizer.json").is_file() and _sha(ckpt / "tokenizer.json") == _sha(
+        store.path / store.meta["tokenizer"].get("file", "tokenizer.json"))
+    state = model.state_dict()
+    copied = []
+    for name, tensor in source.items():
+        if name not in state or state[name].shape != tensor.shape:
+            continue
+        if not same_tokenizer and tensor.ndim >= 1 and tensor.shape[0] == old_vocab:
+            continue
+        state[name].copy_(tensor)
+        copied.append(name)
+    if not copied:
+        raise UserError(f"no weights of {path} fit the model: `model.init_from` needs the same architecture")
+    log.info("initialised %d of %d tensors from %s (%s tokenizer)", len(copied), len(state), ckpt,
+             "same" if same_tokenizer else "new")
+    return copied
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _resolved_yaml(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+
+
+def check_resume(out_dir: Path, recipe: Recipe, force: bool) -> None:
+    saved = yaml.safe_load((out_dir / "config.yaml").read_text())
+    differ = diff_recipes(saved, recipe.to_dict())
+    if differ and not force:
+        raise UserError(f"the recipe differs from the run's in {', '.join(differ)}: resume with the same recipe, "
+                        "or pass --force to resume with the new values")
+
+
+def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False, force: bool = False) -> Run:
+    world = distributed.init_world("cuda" if torch.cuda.is_available() and recipe.train.device != "cpu" else "cpu")
+    device = pick_device(recipe.train.device, world)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if recipe.train.precision == "fp16" and device.type != "cuda":
+        raise UserError("fp16 with loss scaling needs a CUDA device: use `--set train.precision=bf16` on the CPU")
+    ckpt = None
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        ckpt = latest_checkpoint(out_dir)
+        if resume and ckpt is None and not (out_dir / "config.yaml").exists():
+            raise UserError(f"{out_dir} holds no run to resume: drop --resume to start a new run there")
+        if not resume and ckpt is not None:
+            raise UserError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
+        if ckpt is not None:
+            check_resume(out_dir, recipe, force)
+        elif world.is_main:  # a run that never reached its first checkpoint starts again from scratch
+            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
+    store = open_store(recipe, world)
+    torch.manual_seed(recipe.train.seed)
+    cfg = model_config(recipe, store)
+    if ckpt is not None:
+        cfg = ModelConfig.from_dict(read_model_config(ckpt))  # the model as it was (grown layers included)
+    model = build_model(cfg)
+    if ckpt is not None:
+        model.load_state_dict(load_weights(ckpt))
+    elif recipe.model.get("init_from"):
+        init_from_pretrained(model, recipe.model["init_from"], store)
+    t = recipe.train
+    batches = training_batches(store, recipe.data, t.batch_size, world.rank, world.size)
+    val = validation_batches(store, recipe.data, recipe.eval.windows, recipe.eval.batch_size, recipe.eval.seed)
+    tokens_per_step = t.batch_size * t.grad_accum * recipe.data.seq_len * world.size
+    total = parse_duration(t.duration).to_steps(tokens_per_step, len(store.split("train")))
+    run = Run(recipe, model, batches, val, device, total, build_methods(recipe.methods), out_dir, world)
+    run.store = store
+    if ckpt is not None:
+        restore(run, ckpt)
+    if out_dir is not None and world.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(_resolved_yaml(recipe))  # on --force the new values rule
+    world.barrier()
+    return run
+
+
+def recipe_for_run(out_dir: Path) -> Recipe:
+    """The resolved recipe a run directory was trained with."""
+    path = Path(out_dir) / "config.yaml"
+    if not path.exists():
+        raise UserError(f"{out_dir} is not a tinylm run (no config.yaml): give a run directory from `tinylm train`")
+    return recipe_from_dict(yaml.safe_load(path.read_text()))

@@ -1,0 +1,152 @@
+"""Checkpoints: everything a run needs to continue bit for bit, and nothing that unpickles code.
+
+    checkpoints/step-00000040/
+        model.safetensors      weights
+        model_config.json      the model as it is now (grown layers included)
+        state.json/.safetensors  optimizer moments by parameter name, schedule, sampler position,
+                               counters, RNG, method states, snapshot table, frozen parameters
+A checkpoint is assembled in `.tmp-step-...` and renamed into place, and `latest` is replaced
+atomically: a crash at any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from tinylm.train.optim import load_state_by_name, state_by_name
+from tinylm.train.serialize import load_tree, save_tree
+
+CHECKPOINTS = "checkpoints"
+
+
+def _rng_state() -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_state(run) -> dict:
+    return {
+        "counters": {"step": run.step, "tokens": run.tokens, "flops": run.flops, "finished_early": run.finished_early,
+                     "total_steps": run.total_steps},
+        "hparams": dict(run.hparams),
+        "lr_scales": dict(run.lr_scales),
+        "schedule": run.schedule.state_dict(),
+        "batches": run.batches.state_dict(),
+        "optimizer": state_by_name(run.optimizer),
+        "rng": _rng_state(),
+        "methods": [{"name": m.name, "state": m.state_dict()} for m in run.methods],
+        "snapshots": {k: v for k, v in run.snapshots.items() if isinstance(v, str)},
+        "frozen": [n for n, p in run.model.named_parameters() if not p.requires_grad],
+    }
+
+
+def save_checkpoint(run) -> Path | None:
+    """Write a checkpoint of the current step (rank 0 only); returns its directory."""
+    state = run_state(run)  # every rank builds it (cheap), so collective calls stay in step
+    if not run.world.is_main or run.out_dir is None:
+        run.world.barrier()
+        return None
+    root = run.out_dir / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{run.step:08d}"
+    final, tmp = root / name, root / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file({k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()},
+              str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    (tmp / "model_config.json").write_text(json.dumps(run.model.config.to_dict(), indent=1))
+    save_tree(state, tmp, "state")
+    _save_tokenizer(run, tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    _point_latest(root, name)
+    _prune(run, root)
+    run.world.barrier()
+    return final
+
+
+def _save_tokenizer(run, directory: Path) -> None:
+    """Each checkpoint carries its tokenizer, so evaluation and export never need the store."""
+    store = getattr(run, "store", None)
+    if store is None:
+        return
+    shutil.copyfile(store.path / store.meta["tokenizer"].get("file", "tokenizer.json"), directory / "tokenizer.json")
+    (directory / "tokenizer_meta.json").write_text(json.dumps(
+        {"name": store.meta["tokenizer"].get("name"), "vocab_size": store.vocab_size,
+         "special_ids": store.special_ids}, indent=1))
+
+
+def _point_latest(root: Path, name: str) -> None:
+    tmp = root / ".latest.tmp"
+    tmp.write_text(name + "\n")
+    os.replace(tmp, root / "latest")
+
+
+def _prune(run, root: Path) -> None:
+    keep = max(1, run.recipe.checkpoint.keep)
+    steps = sorted(p for p in root.glob("step-*") if p.is_dir())
+    for old in steps[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    # Snapshots still referenced by the run or by a kept checkpoint stay; the rest go.
+    referenced = set(run.snapshots.values())
+    for ckpt in steps[-keep:]:
+        referenced |= set(json.loads((ckpt / "state.json").read_text()).get("snapshots", {}).values())
+    for snap in (run.out_dir / "snapshots").glob("*") if (run.out_dir / "snapshots").exists() else []:
+        if snap.name not in referenced and not snap.name.startswith(".tmp"):
+            shutil.rmtree(snap, ignore_errors=True)
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    pointer = Path(out_dir) / CHECKPOINTS / "latest"
+    if not pointer.exists():
+        return None
+    path = pointer.parent / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def read_model_config(ckpt: Path) -> dict:
+    return json.loads((Path(ckpt) / "model_config.json").read_text())
+
+
+def load_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(ckpt) / "model.safetensors"))
+
+
+def restore(run, ckpt: Path) -> None:
+    """Put a freshly built run (same model config and weights loaded) into the checkpoint's state."""
+    state = load_tree(ckpt, "state")
+    frozen = set(state["frozen"])
+    for name, p in run.model.named_parameters():
+        p.requires_grad_(name not in frozen)
+    run.hparams, run.lr_scales = dict(state["hparams"]), dict(state["lr_scales"])
+    run._rebuild_optimizer_groups()
+    load_state_by_name(run.optimizer, state["optimizer"])
+    c = state["counters"]
+    run.step, run.tokens, run.flops = int(c["step"]), int(c["tokens"]), float(c["flops"])
+    if c["finished_early"]:  # a method ended the run: it stays ended
+        run.total_steps, run.finished_early = int(c["step"]), True
+    run.schedule.load_state_dict(state["schedule"])
+    run.batches.load_state_dict(state["batches"])
+    run.snapshots = dict(state["snapshots"])
+    saved = state["methods"]
+    if [m["name"] for m in saved] != [m.name for m in run.methods]:
+        raise ValueError("the checkpoint's methods differ from the recipe's")
+    for method, entry in zip(run.methods, saved):
+        method.load_state_dict(entry["state"])
+    _set_rng_state(state["rng"])
+    run.metrics.truncate_after(run.step)

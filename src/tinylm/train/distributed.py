@@ -1,0 +1,79 @@
+"""Data parallelism under `torchrun`: one process per device, DDP, rank 0 writes.
+
+Every rank draws rows `rank::world` of the same global batch (the samplers guarantee it), so a
+run's data stream does not depend on how many processes share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+def init_world(device_kind: str) -> World:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); else a world of one."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def wrap(model: nn.Module, world: World, device: torch.device) -> nn.Module:
+    if not world.active:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def gather_digests(model: nn.Module, world: World) -> list[str]:
+    """Every rank's weight digest (a consistency check logged at the end of a run)."""
+    mine = weights_digest(model)
+    if not world.active:
+        return [mine]
+    out = [None] * world.size
+    dist.all_gather_object(out, mine)
+    return out
+
+
+def any_rank(flag: bool, world: World) -> bool:
+    """True on every rank if any rank says so (a Ctrl-C on one process stops all at the same step)."""
+    if not world.active:
+        return flag
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
+    dist.all_reduce(t)
+    return int(t.item()) > 0

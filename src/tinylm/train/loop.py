@@ -1,0 +1,155 @@
+"""The one training loop. Short and boring on purpose: every curriculum is a method reacting to
+its events (see `tinylm.methods.base`), never a change here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import time
+
+import torch
+import torch.nn.functional as F
+
+from tinylm.train import distributed
+from tinylm.train.checkpoint import save_checkpoint
+
+
+def autocast(run):
+    precision = run.recipe.train.precision
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=run.device.type, dtype=dtype)
+
+
+def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the positions that have a label (-100 marks none)."""
+    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(run) -> dict:
+    """Validation loss over the fixed seeded set (token-weighted mean), and its perplexity."""
+    model = run.model
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=run.device)
+    count = 0
+    for batch in run.val_batches:
+        batch = _to(batch, run.device)
+        with autocast(run):
+            logits = model(batch["input_ids"], batch.get("attention_mask"))
+        labels = batch["labels"]
+        total += F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100,
+                                 reduction="sum").double()
+        count += int((labels != -100).sum())
+    model.train(was_training)
+    loss = float(total) / max(1, count)
+    return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50.0))}
+
+
+def _memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _trainable(run):
+    return [p for g in run.optimizer.param_groups for p in g["params"]]
+
+
+def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """One optimizer step over grad_accum micro-batches; returns (loss, grad norm, data seconds)."""
+    accum = run.recipe.train.grad_accum
+    loss_sum = torch.zeros((), device=run.device)
+    data_time = 0.0
+    run.emit("step_start")
+    for micro in range(accum):
+        t = time.perf_counter()
+        batch = _to(run.batches.next_batch(), run.device)
+        data_time += time.perf_counter() - t
+        last = micro == accum - 1
+        sync = contextlib.nullcontext() if last or not run.world.active else run.forward_model.no_sync()
+        with sync:
+            with autocast(run):
+                logits = run.forward_model(batch["input_ids"], batch.get("attention_mask"))
+            loss = lm_loss(logits, batch["labels"])
+            total = loss
+            for method in run.methods:
+                extra = method.on_loss(run, batch, logits, loss)
+                if extra is not None:
+                    total = total + extra
+            scaler.scale(total / accum).backward()
+        loss_sum += loss.detach()
+    run.emit("after_backward")
+    scaler.unscale_(run.optimizer)
+    clip = run.recipe.train.clip
+    params = _trainable(run)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+    factor = run.schedule.factor(run.step)
+    for group in run.optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor * group.get("lr_scale", 1.0)
+    scaler.step(run.optimizer)
+    scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    run.tokens += run.tokens_per_step
+    run.flops += run.flops_per_token * run.tokens_per_step
+    run.emit("step_end")
+    return loss_sum / accum, grad_norm, data_time
+
+
+def train(run, on_step=None) -> dict:
+    """Train until the run's length or a stop request; returns the last metrics.
+
+    `on_step(run, record)` is called after every step (the CLI's progress bar).
+    """
+    t = run.recipe.train
+    scaler = torch.amp.GradScaler(run.device.type, enabled=t.precision == "fp16")
+    run.model.train()
+    run.emit("start")
+    every_log, every_eval, every_ckpt = max(1, t.log_every), run.recipe.eval.every, run.recipe.checkpoint.every
+    window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
+    record: dict = {}
+    while run.step < run.total_steps:
+        loss, grad_norm, data_time = train_step(run, scaler)
+        window_tokens += run.tokens_per_step
+        window_data += data_time
+        if run.step % every_log == 0 or run.step == run.total_steps:
+            if run.device.type == "cuda":
+                torch.cuda.synchronize(run.device)
+            elapsed = time.perf_counter() - window_start
+            record = {"step": run.step, "tokens": run.tokens, "flops": run.flops,
+                      "lr": run.optimizer.param_groups[0]["lr"], "loss": float(loss), "grad_norm": float(grad_norm),
+                      "tokens_per_s": window_tokens / elapsed, "data_s": window_data,
+                      "compute_s": elapsed - window_data, "memory_mb": _memory_mb(run.device)}
+            run.metrics.write(record)
+            window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
+        if every_eval and run.step % every_eval == 0 and run.step < run.total_steps:
+            _eval(run)
+        if on_step:
+            on_step(run, record)
+        stop = distributed.any_rank(run.stop_requested, run.world)
+        if (every_ckpt and run.step % every_ckpt == 0) or stop:
+            save_checkpoint(run)
+        if stop:
+            return record
+    final = _eval(run)
+    run.emit("stop")
+    digests = distributed.gather_digests(run.model, run.world)
+    run.log_event("end", ranks_weights_digest=digests, **final)
+    save_checkpoint(run)
+    return {**record, **final}
+
+
+def _eval(run) -> dict:
+    metrics = evaluate(run)
+    run.metrics.write({"step": run.step, "tokens": run.tokens, "flops": run.flops, **metrics})
+    run.emit("eval", metrics)
+    return metrics

@@ -1,0 +1,239 @@
+"""The Run: a config plus state, and the primitives every method is built on.
+
+Methods never touch optimizer internals or module lists directly; they call these primitives,
+which keep the optimizer's groups, the wrapped (compiled / data-parallel) model, the FLOPs
+counter and the checkpoint consistent, and log each call as an event in `metrics.jsonl`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from tinylm.compute import flops_per_token
+from tinylm.models import build_model
+from tinylm.train import distributed
+from tinylm.train.metrics import MetricsLog
+from tinylm.train.optim import build_optimizer, decays, load_state_by_name, param_groups, state_by_name
+from tinylm.train.recipe import Recipe
+from tinylm.train.schedule import Schedule
+from tinylm.train.serialize import load_tree, save_tree
+
+log = logging.getLogger(__name__)
+
+ParamSelector = Iterable[str] | Iterable[nn.Parameter] | Callable[[str, nn.Parameter], bool] | None
+
+
+class Run:
+    def __init__(self, recipe: Recipe, model: nn.Module, batches, val_batches: list[dict], device: torch.device,
+                 total_steps: int, methods: list, out_dir: Path | None = None, world=None):
+        self.recipe, self.device, self.methods = recipe, device, methods
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.world = world or distributed.World()
+        self.batches, self.val_batches = batches, val_batches
+        self.total_steps = total_steps
+        self.step = 0          # optimizer steps done
+        self.tokens = 0        # tokens trained on, all processes together
+        self.flops = 0.0       # cumulative training FLOPs, all processes together
+        self.stop_requested = False
+        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl" if self.out_dir and self.world.is_main else None)
+        t = recipe.train
+        self.schedule = Schedule(t.schedule, t.warmup, t.min_lr_ratio, 0, total_steps)
+        self.snapshots: dict[str, object] = {}   # tag -> in-memory state, or the directory name on disk
+        self.hparams: dict[str, float] = {}      # lr / weight_decay set by a method (FORGETTER's last episode)
+        self.lr_scales: dict[str, float] = {}    # per-parameter LR multipliers (GAFF's embedding-only schedule)
+        self.finished_early = False
+        self.model = model.to(device)
+        self.optimizer = self._new_optimizer()
+        self._refresh()
+
+    # -- derived state -------------------------------------------------------------------------
+    @property
+    def tokens_per_step(self) -> int:
+        t = self.recipe.train
+        return t.batch_size * t.grad_accum * self.recipe.data.seq_len * self.world.size
+
+    def _refresh(self) -> None:
+        """Re-wrap the model (compile / DDP) and recount FLOPs after any structural change."""
+        wrapped = self.model
+        if self.recipe.train.compile:
+            wrapped = torch.compile(wrapped)
+        self.forward_model = distributed.wrap(wrapped, self.world, self.device)
+        self.flops_per_token = flops_per_token(self.model, self.recipe.data.seq_len)
+
+    def named(self, params: ParamSelector = None) -> list[tuple[str, nn.Parameter]]:
+        """Resolve names, parameters or a predicate (name, param) -> bool to (name, param) pairs."""
+        everything = list(self.model.named_parameters())
+        if params is None:
+            return everything
+        if callable(params):
+            return [(n, p) for n, p in everything if params(n, p)]
+        wanted = list(params)
+        if all(isinstance(w, str) for w in wanted):
+            by_name = dict(everything)
+            unknown = [w for w in wanted if w not in by_name]
+            if unknown:
+                raise KeyError(f"no parameters named {unknown[:3]}")
+            return [(w, by_name[w]) for w in wanted]
+        ids = {id(w) for w in wanted}
+        return [(n, p) for n, p in everything if id(p) in ids]
+
+    def log_event(self, event: str, **fields) -> None:
+        self.metrics.write({"event": event, "step": self.step, "tokens": self.tokens, "flops": self.flops, **fields})
+
+    def emit(self, event: str, *args) -> None:
+        for method in self.methods:
+            getattr(method, f"on_{event}")(self, *args)
+
+    # -- the primitives ------------------------------------------------------------------------
+    def reset_optimizer(self, params: ParamSelector = None) -> None:
+        """Forget AdamW's moments and step counts of exactly these parameters (all by default)."""
+        chosen = self.named(params)
+        for _, p in chosen:
+            self.optimizer.state.pop(p, None)
+        self.log_event("reset_optimizer", params=len(chosen), all=params is None)
+
+    def restart_schedule(self, length: int) -> None:
+        """Begin a new learning-rate cycle of `length` steps at the current step."""
+        self.schedule.restart(self.step, length)
+        self.log_event("restart_schedule", length=int(length))
+
+    def rebuild_model(self) -> None:
+        """Deep sleep: new module objects from the current weights alone; optimizer fresh.
+
+        Trainability (frozen flags) is kept: it is part of the curriculum, not learned state.
+        """
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
+        model = build_model(type(self.model.config).from_dict(self.model.config.to_dict()))
+        model.load_state_dict(weights)
+        for n, p in model.named_parameters():
+            p.requires_grad_(n not in frozen)
+        self.model = model.to(self.device)
+        self.optimizer = self._new_optimizer()
+        self._refresh()
+        self.log_event("rebuild_model")
+
+    @torch.no_grad()
+    def reinit(self, params: ParamSelector) -> None:
+        """Draw fresh weights for these parameters with the model's own initialisation."""
+        chosen = self.named(params)
+        for name, p in chosen:
+            self.model.init_parameter_(name, p)
+        self.log_event("reinit", params=[n for n, _ in chosen])
+
+    def set_trainable(self, predicate: Callable[[str, nn.Parameter], bool]) -> None:
+        """Freeze what `predicate` rejects; optimizer groups follow (frozen: no update, no decay)."""
+        for name, p in self.model.named_parameters():
+            p.requires_grad_(bool(predicate(name, p)))
+            if not p.requires_grad:
+                p.grad = None
+        self._rebuild_optimizer_groups()
+        self.log_event("set_trainable", trainable=sum(p.requires_grad for p in self.model.parameters()))
+
+    def grow(self, n_layers: int) -> list[str]:
+        """Append `n_layers` freshly initialised blocks; they train, with fresh optimizer state."""
+        names = self.model.append_layers(n_layers)
+        self.model.to(self.device)
+        self._rebuild_optimizer_groups()
+        self.log_event("grow", layers=int(n_layers), n_layers=self.model.config.n_layers)
+        return names
+
+    def snapshot(self, tag: str) -> None:
+        """A restore point (weights and optimizer state): on disk in a run directory, else in memory."""
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        state = {"weights": weights, "optimizer": state_by_name(self.optimizer)}
+        if self.out_dir is None:
+            state["optimizer"] = {n: {k: v.clone() for k, v in s.items()} for n, s in state["optimizer"].items()}
+            self.snapshots[tag] = state
+        else:
+            name = f"{tag}-step{self.step:08d}"
+            directory = self.out_dir / "snapshots" / name
+            if self.world.is_main and not directory.exists():
+                tmp = directory.with_name(f".tmp-{name}")
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+                save_tree(state, tmp, "snapshot")
+                tmp.rename(directory)
+            self.world.barrier()
+            self.snapshots[tag] = name
+        self.log_event("snapshot", tag=tag)
+
+    def rollback(self, tag: str) -> None:
+        """Restore weights and optimizer state of a snapshot, bit for bit."""
+        if tag not in self.snapshots:
+            raise KeyError(f"no snapshot {tag!r} (have {sorted(self.snapshots)})")
+        state = self.snapshots[tag]
+        if isinstance(state, str):
+            state = load_tree(self.out_dir / "snapshots" / state, "snapshot")
+        with torch.no_grad():
+            for k, v in self.model.state_dict().items():
+                v.copy_(state["weights"][k])
+        load_state_by_name(self.optimizer, state["optimizer"])
+        self.log_event("rollback", tag=tag)
+
+    def set_hyperparameters(self, lr: float | None = None, weight_decay: float | None = None) -> None:
+        """Change the peak learning rate and/or weight decay from now on (optimizer state kept)."""
+        for key, value in (("lr", lr), ("weight_decay", weight_decay)):
+            if value is not None:
+                self.hparams[key] = float(value)
+        cfg = self.train_config
+        for group in self.optimizer.param_groups:
+            group["base_lr"] = cfg.lr
+            if decays(group["names"][0], group["params"][0], cfg):  # not `if group["weight_decay"]`: 0 must not stick
+                group["weight_decay"] = cfg.weight_decay
+        self.log_event("set_hyperparameters", lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def set_lr_scale(self, params: ParamSelector, scale: float, log: bool = True) -> None:
+        """Multiply these parameters' learning rate by `scale` (1.0 restores it).
+
+        Cheap enough to call every step (a per-parameter schedule); pass `log=False` then.
+        """
+        names = {n for n, _ in self.named(params)}
+        for name in names:
+            if scale == 1.0:
+                self.lr_scales.pop(name, None)
+            else:
+                self.lr_scales[name] = float(scale)
+        # In place only when the groups stay exactly what a rebuild (e.g. on resume) would make: their
+        # order is the order gradient clipping sums norms in, so a stale layout breaks exact resume.
+        groups = self.optimizer.param_groups
+        wanted = param_groups(self.model.named_parameters(), self.train_config, self.lr_scales)
+        if [g["names"] for g in wanted] == [g["names"] for g in groups]:
+            for g, w in zip(groups, wanted):
+                g["lr_scale"] = w["lr_scale"]
+        else:
+            self._rebuild_optimizer_groups()
+        if log:
+            self.log_event("set_lr_scale", params=len(names), scale=float(scale))
+
+    def finish(self, reason: str) -> None:
+        """End training after this step, as complete (final eval, `stop` event, checkpoint)."""
+        self.total_steps = self.step
+        self.finished_early = True
+        self.log_event("finish", reason=reason)
+
+    def evaluate(self) -> dict:
+        """Validation loss on the run's fixed windows (no event emitted; the loop's evals do that)."""
+        from tinylm.train.loop import evaluate
+        return evaluate(self)
+
+    @property
+    def train_config(self):
+        """The recipe's train section with the methods' hyperparameter changes applied."""
+        import dataclasses
+        return dataclasses.replace(self.recipe.train, **self.hparams) if self.hparams else self.recipe.train
+
+    def _new_optimizer(self):
+        return build_optimizer(self.model, self.train_config, self.device, self.lr_scales)
+
+    def _rebuild_optimizer_groups(self) -> None:
+        kept = state_by_name(self.optimizer)
+        self.optimizer = self._new_optimizer()
+        load_state_by_name(self.optimizer, kept)
+        self._refresh()
