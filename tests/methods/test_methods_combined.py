@@ -1,0 +1,53 @@
+"""Methods combine: sleep + forget in one run resumes bitwise, and a conflicting pair is refused."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tinylm.cli.main import main
+from tinylm.runs.execute import execute
+from tinylm.train.checkpoint import latest_checkpoint
+from tinylm.train.metrics import read_metrics
+from tinylm.train.recipe import load_recipe
+from tinylm.train.run import Run
+
+# Episodes of 4 steps: light (4), rollback + deep (8) | resume at 10 | deep (12), rollback + deep (16),
+# improved at the cap (20). Resets every 3 steps run through all of it.
+LOSSES = {4: 5.0, 8: 5.5, 12: 4.0, 16: 4.2, 20: 3.8}
+EVENTS = {"reset_optimizer", "rollback", "rebuild_model", "reinit", "snapshot", "finish"}
+
+
+@pytest.fixture
+def scripted_by_step(monkeypatch):
+    monkeypatch.setattr(Run, "evaluate", lambda self: {"val_loss": LOSSES[self.step]})
+
+
+def test_sleep_and_forget_together_resume_bitwise(tiny_recipe, tmp_path, scripted_by_step):
+    methods = [{"sleep": {"episode": "4 steps", "patience": 2}},
+               {"forget": {"every": 3, "embedding_schedule": True}}]
+    recipe = load_recipe(str(tiny_recipe(methods=methods)), ["checkpoint.every=0", "train.duration=20"])
+    execute(recipe, tmp_path / "straight")
+
+    def stop_at_10(run, record):
+        if run.step == 10:
+            run.stop_requested = True
+
+    execute(recipe, tmp_path / "resumed", on_step=stop_at_10)
+    execute(recipe, tmp_path / "resumed", resume=True)
+    a = load_file(str(latest_checkpoint(tmp_path / "straight") / "model.safetensors"))
+    b = load_file(str(latest_checkpoint(tmp_path / "resumed") / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    def events(run_dir):
+        return [(r["step"], r["event"]) for r in read_metrics(run_dir / "metrics.jsonl") if r.get("event") in EVENTS]
+    assert events(tmp_path / "straight") == events(tmp_path / "resumed")
+    for side in (lambda s: s < 10, lambda s: s > 10):
+        kinds = {e for s, e in events(tmp_path / "resumed") if side(s)}
+        assert {"reinit", "rollback", "rebuild_model"} <= kinds, kinds
+
+
+def test_cyclic_forget_beside_sleep_is_refused(capsys, tiny_recipe, tmp_path):
+    path = tiny_recipe(methods=[{"sleep": {"episode": "10 steps"}}, {"forget": {"every": 5, "cyclic": True}}])
+    assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cyclic" in err and "sleep" in err, err
