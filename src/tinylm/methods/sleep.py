@@ -194,14 +194,10 @@ class Sleep(Method):
         run.rollback(BEST)
 
     def _check_snapshot(self, run) -> None:
-        ref = run.snapshots.get(BEST)
-        # Snapshots of a run directory live in <run>/snapshots/<name> (see Run.snapshot).
-        missing = ref is None or (isinstance(ref, str) and run.out_dir is not None
-                                  and not (run.out_dir / "snapshots" / ref).is_dir())
-        if missing:
-            where = f"{run.out_dir}/snapshots/{ref}" if isinstance(ref, str) else "this run"
+        if not run.has_snapshot(BEST):
             raise UserError(f"sleep: cannot roll back to the best episode ({self.best_episode}): its snapshot is "
-                            f"missing from {where}; restore it, or resume with `policy: light` (no rollbacks)")
+                            f"missing from {run.out_dir or 'this run'}; restore it, or resume with `policy: light` "
+                            "(no rollbacks)")
 
     # -- episodes ----------------------------------------------------------------------------------
     def _begin(self, run) -> None:

@@ -126,7 +126,7 @@ def train(run, on_step=None) -> dict:
                 torch.cuda.synchronize(run.device)
             elapsed = time.perf_counter() - window_start
             record = {"step": run.step, "tokens": run.tokens, "flops": run.flops,
-                      "lr": run.optimizer.param_groups[0]["lr"], "loss": float(loss), "grad_norm": float(grad_norm),
+                      "lr": run.train_config.lr * run.schedule.factor(run.step - 1), "loss": float(loss), "grad_norm": float(grad_norm),
                       "tokens_per_s": window_tokens / elapsed, "data_s": window_data,
                       "compute_s": elapsed - window_data, "memory_mb": _memory_mb(run.device)}
             run.metrics.write(record)

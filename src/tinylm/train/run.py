@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from tinylm.compute import flops_per_token
+from tinylm.errors import UserError
 from tinylm.models import build_model
 from tinylm.train import distributed
 from tinylm.train.metrics import MetricsLog
@@ -164,10 +165,17 @@ class Run:
             self.snapshots[tag] = name
         self.log_event("snapshot", tag=tag)
 
+    def has_snapshot(self, tag: str) -> bool:
+        ref = self.snapshots.get(tag)
+        if isinstance(ref, str):
+            return self.out_dir is not None and (self.out_dir / "snapshots" / ref).is_dir()
+        return ref is not None
+
     def rollback(self, tag: str) -> None:
         """Restore weights and optimizer state of a snapshot, bit for bit."""
-        if tag not in self.snapshots:
-            raise KeyError(f"no snapshot {tag!r} (have {sorted(self.snapshots)})")
+        if not self.has_snapshot(tag):
+            raise UserError(f"cannot roll back to snapshot {tag!r}: none was taken or its files are gone "
+                            f"(have {sorted(self.snapshots) or 'none'}); take `snapshot({tag!r})` first")
         state = self.snapshots[tag]
         if isinstance(state, str):
             state = load_tree(self.out_dir / "snapshots" / state, "snapshot")
@@ -208,7 +216,7 @@ class Run:
             for g, w in zip(groups, wanted):
                 g["lr_scale"] = w["lr_scale"]
         else:
-            self._rebuild_optimizer_groups()
+            self._rebuild_optimizer_groups(rewrap=False)
         if log:
             self.log_event("set_lr_scale", params=len(names), scale=float(scale))
 
@@ -232,8 +240,11 @@ class Run:
     def _new_optimizer(self):
         return build_optimizer(self.model, self.train_config, self.device, self.lr_scales)
 
-    def _rebuild_optimizer_groups(self) -> None:
+    def _rebuild_optimizer_groups(self, rewrap: bool = True) -> None:
+        """New groups, same per-parameter state. `rewrap`: trainability or structure changed, so the
+        compiled / data-parallel wrapper and the FLOPs count must follow."""
         kept = state_by_name(self.optimizer)
         self.optimizer = self._new_optimizer()
         load_state_by_name(self.optimizer, kept)
-        self._refresh()
+        if rewrap:
+            self._refresh()
