@@ -1,0 +1,144 @@
+"""`tinylm sweep RECIPE --out DIR [--target-heads 120] [--band 0.1] [--layers 4:48] [--width 672]
+[--head-dim 64:288[:32]] [--kv-divides] [--trials N] [--budget "2k steps"] [--storage URL] [--seed N]
+[--set key=value ...]`
+
+FORGETTER's structure search: every structure whose total query heads lie within the band around
+the target, trained for a short budget and ranked by validation loss. Re-running the same command
+resumes the study (finished trials are kept; an interrupted one continues from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="search model structures around a total of query heads (FORGETTER's 120-rule)",
+                       description=__doc__)
+    p.add_argument("recipe", help="path to a recipe YAML, or a bundled recipe name")
+    p.add_argument("--out", required=True, help="sweep directory: study.db, trials/, ranking.json, heads-vs-layers.png")
+    p.add_argument("--target-heads", type=int, default=120, help="total query heads to aim at (default 120)")
+    p.add_argument("--band", type=float, default=0.1, help="allowed relative deviation of the total (default 0.1)")
+    p.add_argument("--layers", default="4:48", help="layer counts: FIRST:LAST[:STEP] or a comma list (default 4:48)")
+    p.add_argument("--width", default="672",
+                   help="width target(s), each rounded to a multiple of the heads (default 672)")
+    p.add_argument("--head-dim", default="64:288",
+                   help="head dims: FIRST:LAST[:STEP], step 32 unless given (default 64:288)")
+    p.add_argument("--kv-divides", action="store_true",
+                   help="try every kv-head count that divides the query heads (default: kv = heads)")
+    p.add_argument("--ffn-mult", type=int, default=4, help="FFN width as a multiple of the width (default 4)")
+    p.add_argument("--trials", type=int, help="trials in the study in all (default: every candidate)")
+    p.add_argument("--budget", help="training duration of each trial, e.g. '2k steps' (default: the recipe's)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db; postgresql://... to share)")
+    p.add_argument("--study", help="study name inside the storage (default: <recipe name>-structures)")
+    p.add_argument("--seed", type=int, default=0, help="orders the candidates (the init seed stays the recipe's)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key for every trial (repeatable)")
+    p.add_argument("--list", action="store_true", help="print the candidate structures and exit")
+    p.add_argument("--top", type=int, default=10, help="rows of the ranking to print (default 10)")
+    p.add_argument("--quiet", action="store_true", help="no per-trial progress")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from tinylm.errors import UserError
+    from tinylm.sweep.structures import StructureSpace, parse_int_range
+    from tinylm.train.duration import parse_duration
+    from tinylm.train.recipe import load_recipe
+
+    space = StructureSpace(target_heads=args.target_heads, band=args.band,
+                           layers=parse_int_range(args.layers, "--layers"),
+                           widths=parse_int_range(args.width, "--width"),
+                           head_dims=parse_int_range(args.head_dim, "--head-dim", step=32),
+                           kv_divides=args.kv_divides, ffn_mult=args.ffn_mult)
+    candidates = space.candidates()
+    overrides = list(args.overrides)
+    if args.budget:
+        # Normalised ("2k steps" and "2000steps" are one budget), so a resumed study sees the same recipe.
+        overrides.append(f"train.duration={parse_duration(args.budget)}")
+    recipe = load_recipe(args.recipe, overrides)
+    if args.list:
+        return _list(candidates, recipe)
+    if args.trials is not None and args.trials < 1:
+        raise UserError(f"--trials {args.trials}: give at least 1")
+    try:
+        from tinylm.sweep.structure_search import structure_sweep
+    except ImportError as e:
+        raise UserError(f"tinylm sweep needs optuna ({e}): pip install 'tinylm[sweep]'") from None
+
+    lo, hi = space.head_band
+    n = len(candidates) if args.trials is None else min(args.trials, len(candidates))
+    print(f"{len(candidates)} candidate structures with {lo}-{hi} query heads in total; the study runs {n} "
+          f"trials of {recipe.train.duration} each into {args.out}")
+    if args.trials and args.trials > len(candidates):
+        print(f"(--trials {args.trials} is more than the candidates: each is tried once)")
+    progress = _Progress(enabled=not args.quiet)
+    try:
+        result = structure_sweep(recipe.to_dict(), Path(args.out), space, args.trials, storage=args.storage,
+                                 study_name=args.study or f"{recipe.name}-structures", seed=args.seed,
+                                 on_trial_start=progress.trial_start, on_trial_end=progress.trial_end,
+                                 on_start=progress.bar.start, on_step=progress.bar.step)
+    finally:
+        progress.bar.close()
+    _table(result.ranking[:args.top], len(result.ranking))
+    out = Path(args.out)
+    print(f"ranking: {out / 'ranking.json'}" + (f"  plot: {out / 'heads-vs-layers.png'}" if result.ranking else ""))
+    if result.failed:
+        print(f"{len(result.failed)} trial(s) failed: see `failed` in ranking.json")
+    if result.running:
+        print(f"{result.running} trial(s) still running elsewhere (a dead worker's is retried by the next run)")
+    if result.interrupted:
+        print(f"interrupted; continue with the same command (tinylm sweep {args.recipe} --out {args.out} ...)",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+class _Progress:
+    """A line per trial; a training bar on a terminal (the train command's)."""
+
+    def __init__(self, enabled: bool):
+        from tinylm.cli.progress import TrainingProgress
+        self.enabled = enabled
+        self.bar = TrainingProgress(enabled=enabled and sys.stderr.isatty())
+
+    def trial_start(self, number: int, run_dir: Path) -> None:
+        if self.enabled:
+            print(f"trial {number}: training {run_dir}", file=sys.stderr, flush=True)
+
+    def trial_end(self, row: dict) -> None:
+        self.bar.close()  # a new bar starts with the next trial's run
+        if self.enabled:
+            value = row.get("val_loss")
+            what = f"val loss {value:.4f} in {row.get('wall_s') or 0:.0f} s" if value is not None else \
+                f"failed: {row.get('error', row['state'])}"
+            print(f"trial {row['trial']}: {row.get('spec', '')} {what}", file=sys.stderr, flush=True)
+
+
+def _list(candidates, recipe) -> int:
+    """The candidates and their block parameters (independent of the vocabulary and the head)."""
+    from tinylm.models import count_parameters, resolve_model_config
+    from tinylm.sweep.structures import model_section
+
+    fields = {k: v for k, v in model_section(recipe.to_dict()["model"]).items() if k != "vocab_size"}
+    flavour = fields.pop("flavour", None)
+    print(f"{'spec':<24} {'heads':>5} {'block params':>13}")
+    for s in candidates:
+        cfg = resolve_model_config(s.spec, flavour=flavour, **fields)
+        print(f"{s.spec:<24} {s.total_heads:>5} {s.layers * count_parameters(cfg)['per_layer']:>13,}")
+    print(f"{len(candidates)} candidates")
+    return 0
+
+
+def _table(rows: list[dict], total: int) -> None:
+    if not rows:
+        print("no finished trials yet")
+        return
+    print(f"{'rank':>4} {'trial':>5}  {'spec':<24} {'heads':>5} {'params':>10} {'val loss':>9}")
+    for r in rows:
+        params = f"{r['parameters'] / 1e6:.2f}M" if r.get("parameters") else "-"
+        print(f"{r['rank']:>4} {r['trial']:>5}  {r.get('spec', '-'):<24} {r.get('total_heads', '-'):>5} "
+              f"{params:>10} {r['val_loss']:>9.4f}")
+    if total > len(rows):
+        print(f"... {total - len(rows)} more in ranking.json")

@@ -1,0 +1,271 @@
+"""Run an Optuna study whose trials are tinylm runs: the machinery every sweep shares.
+
+A *space* is a callback `space(trial) -> ["key=value", ...]`: it asks the Optuna trial for values
+(`trial.suggest_float("lr", 1e-4, 3e-3, log=True)`) and returns `--set`-style overrides of the base
+recipe. Each trial trains `base + overrides` into `OUT/trials/<n>-<label>/` through `execute` and
+minimises the final validation loss. The structure search is one space; the distillation issue's
+hyperparameter search (lr, weight decay, alpha, temperature) is another.
+
+Resumption is the point. The study lives in SQLite (`OUT/study.db`) or any SQLAlchemy URL
+(PostgreSQL lets many machines share one study), opened with `load_if_exists`; `n_trials` is the
+study's total, so re-running the same command only runs what is missing. A trial stopped by Ctrl-C,
+by a user error, or by a dead process (a pid gone on this host, or a heartbeat silent on another)
+is retried with the same parameters in the same run directory, resuming from its checkpoint.
+A trial that raised a real error stays failed and counts as done, so it is not retried forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import socket
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from tinylm.errors import UserError
+from tinylm.runs.execute import execute
+from tinylm.train.build import open_store
+from tinylm.train.distributed import World
+from tinylm.train.recipe import apply_overrides, diff_recipes, recipe_from_dict
+
+log = logging.getLogger(__name__)
+
+Space = Callable[[optuna.Trial], list]
+HEARTBEAT_S = 20  # a RUNNING trial silent for 3 heartbeats belongs to a dead worker and is retried
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class TrialError(Exception):
+    """A trial's own failure (diverged, crashed): recorded, the sweep goes on."""
+
+
+@dataclass
+class StudyResult:
+    study_name: str
+    ranking: list[dict]                              # complete trials, best first
+    failed: list[dict] = field(default_factory=list)
+    running: int = 0                                 # still running elsewhere (or stale, retried later)
+    executed: int = 0                                # trials this call trained (resumed ones included)
+    interrupted: bool = False
+
+
+def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None,
+               fingerprint: dict | None = None) -> optuna.Study:
+    """Create or load the study; refuse to join one started with a different recipe or space."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna narrates every trial at INFO
+    out_dir = Path(out_dir)
+    if storage is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    shown = _hide_password(storage)
+    kwargs = {"connect_args": {"connect_timeout": 10}} if storage.startswith("postgres") else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
+                                             grace_period=3 * HEARTBEAT_S)
+        study = optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler,
+                                    direction="minimize", load_if_exists=True)
+    except Exception as e:  # sqlalchemy's errors, a missing driver, a bad URL: all the user's to fix
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot open study storage {shown} ({reason[:200]}): give --storage as "
+                        "sqlite:///PATH.db or postgresql://USER:PASS@HOST/DB with its driver installed") from None
+    for key, value in (fingerprint or {}).items():
+        saved = study.user_attrs.get(key)
+        if saved is None:
+            study.set_user_attr(key, value)
+        elif saved != value:
+            what = (", ".join(diff_recipes(saved, value)) if isinstance(value, dict) else "") or key
+            raise UserError(f"study {study_name!r} in {shown} was started with a different {key} (changed: {what}): "
+                            "re-run with the same recipe and options, or start a new study with another --out/--study")
+    return study
+
+
+def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage: str | None = None,
+              study_name: str = "sweep", seed: int = 0, sampler=None,
+              label: Callable[[list], str] | None = None, fingerprint: dict | None = None,
+              on_trial_start: Callable[[int, Path], None] | None = None,
+              on_trial_end: Callable[[dict], None] | None = None, on_start=None, on_step=None) -> StudyResult:
+    """Run trials until the study holds `n_trials` finished (or running elsewhere); write OUT/ranking.json.
+
+    `n_trials` is the study's total, not this call's: a repeated call runs only what is missing.
+    Finished means complete, or failed for good (diverged, crashed); interrupted ones are retried.
+
+    `base` is a recipe as a dict (`Recipe.to_dict()`); `space(trial)` returns overrides for it;
+    `label(overrides)` names the trial directory; the default sampler is a seeded TPE, which suits
+    continuous hyperparameters. `on_start`/`on_step` go to `execute` (progress bars).
+    """
+    out_dir = Path(out_dir)
+    # A recipe mistake or a missing token store ends here, before any study or trial exists
+    # (`sources:` recipes are prepared into the cache now, once, rather than by the first trial).
+    open_store(recipe_from_dict(base), World())
+    sampler = sampler or optuna.samplers.TPESampler(seed=seed)
+    study = open_study(out_dir, storage, study_name, sampler, {"recipe": base, **(fingerprint or {})})
+    result = StudyResult(study_name, [])
+    current: dict = {}  # the number of the trial this process is running
+
+    def objective(trial: optuna.Trial) -> float:
+        current["number"] = trial.number
+        overrides = [str(o) for o in space(trial)]
+        rel = trial.user_attrs.get("run_dir")  # set on a retry: continue in the same directory
+        fresh = rel is None
+        if fresh:
+            rel = f"trials/{trial.number:04d}" + (f"-{_safe(label(overrides))}" if label else "")
+        run_dir = out_dir / rel
+        if fresh and run_dir.exists():
+            raise UserError(f"{run_dir} exists but study {study_name!r} has no record of it (was its storage "
+                            f"replaced?): move {out_dir / 'trials'} away or choose a new --out")
+        trial.set_user_attr("run_dir", rel)
+        trial.set_user_attr("overrides", overrides)
+        trial.set_user_attr("worker", WORKER)
+        data = apply_overrides(base, overrides)
+        data["name"] = f"{base.get('name', 'run')}-{run_dir.name}"
+        recipe = recipe_from_dict(data)
+        if on_trial_start:
+            on_trial_start(trial.number, run_dir)
+        result.executed += 1
+        try:
+            summary = execute(recipe, run_dir, resume=(run_dir / "config.yaml").exists(), on_start=on_start,
+                              on_step=on_step)
+        except (UserError, KeyboardInterrupt):
+            raise  # the trial stays retryable (no "error" attribute)
+        except Exception as e:
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:500])
+            raise TrialError(str(e)) from e
+        for key in ("val_loss", "parameters", "flops", "tokens", "steps", "wall_s"):
+            trial.set_user_attr(key, summary.get(key))
+        if not summary["complete"]:
+            trial.set_user_attr("interrupted", True)
+            raise KeyboardInterrupt
+        value = summary.get("val_loss")
+        if value is None or not math.isfinite(value):
+            trial.set_user_attr("error", f"validation loss is {value}: the run diverged")
+            raise TrialError(trial.user_attrs["error"])
+        return float(value)
+
+    try:
+        while True:
+            _reap_dead_local_trials(study)
+            _retry_interrupted(study)
+            done, running = _count(study)
+            if done + running >= n_trials:
+                break
+            current.clear()
+            with _quiet_optuna():
+                study.optimize(objective, n_trials=1, catch=(TrialError,))
+            t = next((t for t in study.get_trials(deepcopy=False) if t.number == current.get("number")), None)
+            if t is not None and "error" in t.user_attrs:
+                log.warning("trial %d failed: %s", t.number, t.user_attrs["error"])
+            if t is not None and on_trial_end:
+                on_trial_end(trial_row(t))
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        result.ranking, result.failed, result.running = ranking(study)
+        write_ranking(out_dir / "ranking.json", result)
+    return result
+
+
+def trial_row(t) -> dict:
+    """One trial as ranking.json lists it: number, value, its recorded attributes and parameters."""
+    attrs = {k: v for k, v in t.user_attrs.items() if k not in ("worker", "retry_of", "interrupted")}
+    first = [k for k in _FIRST if k in attrs]  # what a reader looks for first, then the rest by name
+    attrs = {**{k: attrs[k] for k in first}, **{k: v for k, v in attrs.items() if k not in first}}
+    return {"trial": t.number, "state": t.state.name.lower(), "val_loss": t.value, **attrs, "params": t.params}
+
+
+_FIRST = ("spec", "overrides", "total_heads", "layers", "heads", "kv_heads", "width", "head_dim", "ffn_mult",
+          "parameters", "flops", "tokens", "steps", "wall_s", "run_dir")
+
+
+def ranking(study: optuna.Study) -> tuple[list[dict], list[dict], int]:
+    """(complete trials best first, failed-for-good trials, number still running)."""
+    trials = study.get_trials(deepcopy=False)
+    complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: (t.value, t.number))
+    rows = [{"rank": i + 1, **trial_row(t)} for i, t in enumerate(complete)]
+    failed = [trial_row(t) for t in trials if t.state == TrialState.FAIL and "error" in t.user_attrs]
+    return rows, failed, sum(t.state == TrialState.RUNNING for t in trials)
+
+
+def write_ranking(path: Path, result: StudyResult) -> None:
+    data = {"study": result.study_name, "objective": "val_loss (lower is better)",
+            "complete": len(result.ranking), "failed": result.failed, "running": result.running,
+            "trials": result.ranking}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    os.replace(tmp, path)  # a reader never sees half a file
+
+
+def _count(study) -> tuple[int, int]:
+    """(finished for good, running): complete trials and failures that will not be retried."""
+    done = running = 0
+    for t in study.get_trials(deepcopy=False):
+        done += t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+        running += t.state == TrialState.RUNNING  # WAITING ones are retries this loop will run
+    return done, running
+
+
+def _retry_interrupted(study) -> None:
+    """Enqueue once, with the same parameters and run directory, every failed trial without an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # silent RUNNING trials of dead machines become FAIL
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        if t.state == TrialState.FAIL and "error" not in t.user_attrs and t.number not in retried:
+            attrs = {"retry_of": t.number}
+            if "run_dir" in t.user_attrs:
+                attrs["run_dir"] = t.user_attrs["run_dir"]
+            study.enqueue_trial(t.params, user_attrs=attrs)
+            log.info("trial %d was interrupted: it will continue in %s", t.number, attrs.get("run_dir", "a new run"))
+
+
+def _reap_dead_local_trials(study) -> None:
+    """A RUNNING trial whose worker was a process on this host that no longer exists is failed now,
+    rather than after the heartbeat's grace period, so re-running a killed sweep resumes at once."""
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(Exception):  # another process may have failed it first
+                study.tell(t.number, state=TrialState.FAIL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _quiet_optuna():
+    """Optuna logs each failed trial with a traceback; ours is logged in one line (or is the user's)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._()=,+-]+", "_", str(text))[:80]
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
