@@ -65,3 +65,29 @@ def test_checkpoint_contents_and_atomicity(tiny_recipe, tmp_path):
     assert state["counters"]["step"] == 20 and state["batches"]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["tokens"] == 20 * 4 * 32 and summary["flops"] > 0
+
+
+def test_ctrl_c_checkpoints_and_resume_completes(tiny_recipe, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tiny_recipe(train={"duration": "400 steps", "log_every": 1}, checkpoint={"every": 0})
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tinylm.cli.main", "train", str(path), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "metrics.jsonl").exists()
+                                          and "loss" in (out / "metrics.jsonl").read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stdout
+    stopped = latest_checkpoint(out)
+    assert stopped is not None and 0 < int(stopped.name.split("-")[1]) < 400
+    done = subprocess.run(cmd + ["--resume", "--set", "train.duration=60 steps", "--force"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "summary.json").read_text())["steps"] == max(60, int(stopped.name.split("-")[1]))

@@ -1,6 +1,6 @@
 """Execute a recipe into a run directory: build (or resume), train, write `summary.json`.
 
-Ctrl-C once asks the loop to stop after the current step and write a checkpoint, so
+Ctrl-C (or SIGTERM) once asks the loop to stop after the current step and write a checkpoint, so
 `tinylm train ... --resume` continues exactly; a second Ctrl-C aborts at once.
 """
 
@@ -23,20 +23,23 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def stop_on_interrupt(run):
+    """Ctrl-C (SIGINT) or a scheduler's SIGTERM: finish the step, checkpoint, exit resumable."""
     def handler(signum, frame):
         if run.stop_requested:
             raise KeyboardInterrupt
         run.stop_requested = True
         log.warning("stopping after this step and writing a checkpoint (Ctrl-C again to abort)")
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: no signal handling
+        pass
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = False, on_start=None,

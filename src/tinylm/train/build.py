@@ -52,7 +52,7 @@ def open_store(recipe: Recipe, world: distributed.World):
     if data.store is not None:
         return TokenStore.open(os.path.expandvars(os.path.expanduser(data.store)))
     sources = [os.path.expandvars(os.path.expanduser(s)) for s in data.sources]
-    key = json.dumps({"sources": [str(Path(s).resolve()) if s != "bundled" else s for s in sources],
+    key = json.dumps({"sources": [_fingerprint(s) for s in sources],
                       "tokenizer": data.tokenizer, "docs": data.docs, "val_fraction": data.val_fraction,
                       "seed": data.seed})
     out = cache_dir() / "stores" / hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -61,6 +61,15 @@ def open_store(recipe: Recipe, world: distributed.World):
         prepare_store(sources, data.tokenizer, out, val_fraction=data.val_fraction, seed=data.seed, docs=data.docs)
     world.barrier()
     return TokenStore.open(out)
+
+
+def _fingerprint(source: str) -> list:
+    """A source's identity for the store cache: its path and every file's size and mtime."""
+    path = Path(source)
+    if not path.exists():  # a built-in corpus, a glob or a hub name: the string itself
+        return [source]
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [str(path.resolve())] + [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
 def model_config(recipe: Recipe, store) -> ModelConfig:
