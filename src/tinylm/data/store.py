@@ -1,0 +1,128 @@
+"""A token store on disk: ``<split>.bin`` token ids, document offsets, ``meta.json``, ``tokenizer.json``.
+
+Token files are raw little-endian uint16/uint32 read through ``np.memmap``, so a store of any size
+opens instantly and costs no memory until a sampler touches it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from tinylm.errors import UserError
+
+STORE_FORMAT = "tinylm-token-store"
+STORE_VERSION = 1
+_FIX = "re-create it with `tinylm prepare SOURCES --tokenizer NAME --out DIR`"
+
+
+class TokenStore:
+    """An opened, validated token store. Use ``TokenStore.open(path)``."""
+
+    def __init__(self, path: Path, meta: dict):
+        self.path = Path(path)
+        self.meta = meta
+        self.vocab_size: int = int(meta["vocab_size"])
+        self.dtype = np.dtype(meta["dtype"]).newbyteorder("<")
+        self.special_ids: dict[str, int] = {k: int(v) for k, v in meta.get("special_ids", {}).items()}
+        self._memmaps: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def open(cls, path) -> "TokenStore":
+        """Open and check a store: meta.json readable, every file present with the size meta.json says."""
+        path = Path(path).expanduser()
+        meta_path = path / "meta.json"
+        if not path.is_dir():
+            raise UserError(f"token store {path} does not exist; create it with "
+                            f"`tinylm prepare SOURCES --tokenizer NAME --out {path}`")
+        if not meta_path.is_file():
+            raise UserError(f"{path} is not a token store (no meta.json); {_FIX}")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{meta_path} is corrupt ({e}); {_FIX}") from e
+        if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
+            raise UserError(f"{meta_path} is not tinylm token-store metadata; {_FIX}")
+        if meta.get("version", 0) > STORE_VERSION:
+            raise UserError(f"{path} was written by a newer tinylm (store version {meta.get('version')}); "
+                            "upgrade tinylm or re-create the store")
+        try:
+            store = cls(path, meta)
+            splits = meta["splits"]
+            for name, info in splits.items():
+                _check_split(path, name, info, store.dtype.itemsize)
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{meta_path} is incomplete or corrupt ({type(e).__name__}: {e}); {_FIX}") from e
+        if not (path / meta["tokenizer"].get("file", "tokenizer.json")).is_file():
+            raise UserError(f"{path} has no tokenizer.json; {_FIX}")
+        return store
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.meta["splits"])
+
+    @property
+    def separator_id(self) -> int | None:
+        """The token written after every document (EOS, or [SEP] for BERT-style tokenizers), if any."""
+        sep = self.meta.get("separator", {}).get("token_id")
+        return None if sep is None else int(sep)
+
+    @cached_property
+    def tokenizer(self):
+        """The store's own tokenizer (``tokenizers.Tokenizer``), loaded on first use."""
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(self.path / self.meta["tokenizer"].get("file", "tokenizer.json")))
+
+    def _info(self, name: str) -> dict:
+        splits = self.meta["splits"]
+        if name not in splits:
+            hint = " (prepare with --test-fraction F)" if name == "test" else ""
+            raise UserError(f"token store {self.path} has no {name!r} split{hint}; it has {', '.join(splits)}")
+        return splits[name]
+
+    def split(self, name: str) -> np.ndarray:
+        """Token ids of a split as a read-only memory map (a plain empty array when the split is empty)."""
+        if name not in self._memmaps:
+            info = self._info(name)
+            n = int(info["tokens"])
+            if n == 0:
+                self._memmaps[name] = np.zeros(0, dtype=self.dtype)
+            else:
+                self._memmaps[name] = np.memmap(self.path / info["file"], dtype=self.dtype, mode="r", shape=(n,))
+        return self._memmaps[name]
+
+    def documents(self, name: str) -> np.ndarray:
+        """Document offsets of a split: document i is ``split(name)[offsets[i]:offsets[i+1]]``.
+
+        Each document includes its trailing separator when ``separator_id`` is set.
+        """
+        return np.load(self.path / self._info(name)["documents_file"], mmap_mode="r")
+
+    def document_words(self, name: str) -> np.ndarray:
+        """Whitespace-separated words per document (for word-count subsets)."""
+        return np.load(self.path / self._info(name)["words_file"], mmap_mode="r")
+
+    def num_tokens(self, name: str) -> int:
+        return int(self._info(name)["tokens"])
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={v['tokens']:,}" for k, v in self.meta["splits"].items())
+        return f"TokenStore({str(self.path)!r}, tokenizer={self.meta['tokenizer']['name']!r}, tokens: {sizes})"
+
+
+def _check_split(path: Path, name: str, info: dict, itemsize: int) -> None:
+    bin_path = path / info["file"]
+    expected = int(info["tokens"]) * itemsize
+    if not bin_path.is_file():
+        raise UserError(f"{path} is missing {info['file']}; {_FIX}")
+    actual = bin_path.stat().st_size
+    if actual != expected:
+        raise UserError(f"{bin_path} has {actual:,} bytes but meta.json says {expected:,} "
+                        f"({info['tokens']:,} tokens); the store is corrupt, {_FIX}")
+    for key in ("documents_file", "words_file"):
+        if not (path / info[key]).is_file():
+            raise UserError(f"{path} is missing {info[key]}; {_FIX}")
