@@ -89,3 +89,16 @@ def tiny_recipe(tmp_path, tiny_store):
         path.write_text(yaml.safe_dump(data))
         return path
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_store(tmp_path_factory, shared_data):
+    """A bert-base-uncased store of Wikipedia sentences (one per line) for encoder tests."""
+    from tinylm.data import prepare_store
+
+    src = tmp_path_factory.mktemp("corpus") / "wiki.txt"
+    lines = (shared_data / "corpora/wikipedia-sentences/wikipedia.csv").read_text().splitlines()[1:1500]
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path_factory.mktemp("stores") / "wiki-bert"
+    prepare_store([str(src)], "bert-base-uncased", out, val_fraction=0.1, seed=0, docs="line")
+    return out

@@ -34,22 +34,25 @@ class WindowBatches:
 
 
 class MLMBatches:
-    """Masked-LM batches: padded documents, 15% selected (80/10/10), labels -100 elsewhere."""
+    """Masked-LM batches: padded documents, 15% selected (80/10/10), labels -100 elsewhere.
+
+    The collator's draws depend on the batch position only, so the documents' position is all the state.
+    """
 
     def __init__(self, documents, collator):
         self.documents, self.collator = documents, collator
 
     def next_batch(self) -> dict:
+        position = self.documents.position
         input_ids, attention_mask = self.documents.next_batch()
-        masked, labels = self.collator(input_ids, attention_mask)
+        masked, labels = self.collator(input_ids, position, attention_mask)
         return {"input_ids": masked, "labels": labels, "attention_mask": attention_mask}
 
     def state_dict(self) -> dict:
-        return {"documents": self.documents.state_dict(), "collator": self.collator.state_dict()}
+        return self.documents.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.documents.load_state_dict(state["documents"])
-        self.collator.load_state_dict(state["collator"])
+        self.documents.load_state_dict(state)
 
 
 def _mlm_parts(store, split: str, data, batch_size: int, seed: int, rank: int, world: int):
@@ -60,7 +63,7 @@ def _mlm_parts(store, split: str, data, batch_size: int, seed: int, rank: int, w
     docs = PaddedDocuments(store, split, max_len=data.seq_len, batch_size=batch_size, seed=seed,
                            rank=rank, world_size=world)
     collator = MLMCollator(store.vocab_size, specials["mask"], specials, mlm_probability=data.mlm_probability,
-                           seed=seed)
+                           seed=seed, rank=rank, world_size=world, max_len=data.seq_len)
     return docs, collator
 
 
