@@ -55,7 +55,7 @@ def main() -> None:
     if not (english / "meta.json").exists():
         prepare_store([str(f) for f in default_corpus_files()], "bpe:4096", english, val_fraction=0.05, seed=0)
     if not (german / "meta.json").exists():
-        prepare_store([args.german], "bpe:4096", german, val_fraction=0.05, seed=0)
+        prepare_store([args.german], "bpe:4096", german, val_fraction=0.05, seed=0, docs="line")
     TokenStore.open(german)
     arms = {"standard": None, "active-forgetting": args.k}
     rows, curves = {arm: [] for arm in arms}, {arm: [] for arm in arms}

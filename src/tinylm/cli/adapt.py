@@ -18,6 +18,8 @@ def register(sub) -> None:
     src.add_argument("--corpus", nargs="+", help="text of the new language (files, directories, globs)")
     src.add_argument("--store", help="an already prepared token store of the new language")
     p.add_argument("--tokenizer", default="bpe:8000", help="tokenizer trained on the new corpus (default bpe:8000)")
+    p.add_argument("--docs", default="line", choices=("line", "paragraph", "file"),
+                   help="what a document of the new corpus is (default line)")
     p.add_argument("--out", required=True, help="the adaptation run directory")
     p.add_argument("--duration", default="500 steps", help="adaptation length (default 500 steps)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the pretraining recipe's)")
@@ -34,7 +36,7 @@ def run(args) -> int:
 
     report = adapt(args.run, args.out, corpus=args.corpus, store=args.store, tokenizer=args.tokenizer,
                    duration=args.duration, lr=args.lr, target_loss=args.target_loss, seed=args.seed,
-                   overrides=args.overrides, resume=args.resume)
+                   overrides=args.overrides, resume=args.resume, docs=args.docs)
     reached = report["steps_to_target"]
     print(f"adapted {args.run} -> {args.out}: final loss {report['final_loss']:.4f}, val loss {report['val_loss']:.4f}, "
           f"loss AUC {report['loss_auc']:.4f}" + (f", target {report['target_loss']} reached at step {reached}"

@@ -23,25 +23,25 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def adaptation_store(corpus, store, tokenizer: str, out: Path, seed: int):
+def adaptation_store(corpus, store, tokenizer: str, out: Path, seed: int, docs: str = "line"):
     from tinylm.data import TokenStore, prepare_store
     if store is not None:
         return TokenStore.open(store)
     path = out / "store"
     if not (path / "meta.json").exists():
-        prepare_store(corpus, tokenizer, path, val_fraction=0.05, seed=seed, docs="paragraph")
+        prepare_store(corpus, tokenizer, path, val_fraction=0.1, seed=seed, docs=docs)
     return TokenStore.open(path)
 
 
 def adapt(run, out, corpus=None, store=None, tokenizer: str = "bpe:8000", duration: str = "500 steps",
           lr: float | None = None, target_loss: float | None = None, seed: int = 0, overrides=(),
-          resume: bool = False) -> dict:
+          resume: bool = False, docs: str = "line") -> dict:
     ckpt, run_dir = resolve_checkpoint(run)
     if run_dir is None:
         raise UserError(f"{run} is a bare checkpoint: give its run directory (adaptation reuses the run's recipe)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    new_store = adaptation_store(corpus, store, tokenizer, out, seed)
+    new_store = adaptation_store(corpus, store, tokenizer, out, seed, docs)
     if _sha(ckpt / "tokenizer.json") == _sha(new_store.path / new_store.meta["tokenizer"].get("file", "tokenizer.json")):
         raise UserError(f"token store {new_store.path} uses the pretraining tokenizer; adaptation needs a new one: "
                         "pass --corpus with --tokenizer bpe:N (or a store prepared with a new tokenizer)")
