@@ -1,0 +1,54 @@
+"""`tinylm compare RUNS... [--corr METRIC METRIC] [--metrics M ...] [--json]`
+
+Puts runs side by side on their summary.json numbers (val_loss, blimp, hellaswag_acc, ...; run
+`tinylm eval` first for the benchmark ones). With --corr A B it gives Pearson's r and R² between
+the two over the runs that have both: does validation loss predict BLiMP (BabyLlama-2 fig. 2,
+FORGETTER's one-to-one claim)? A directory of runs expands to the runs in it.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="compare runs; correlate two metrics (R²) across them", description=__doc__)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or directories of runs)")
+    p.add_argument("--corr", nargs=2, metavar=("A", "B"), help="correlate two metrics, e.g. --corr val_loss blimp")
+    p.add_argument("--metrics", nargs="+", default=["val_loss", "blimp", "hellaswag_acc", "hellaswag_acc_norm"],
+                   help="columns of the table (summary.json keys or blimp/hellaswag)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def _fmt(value) -> str:
+    return f"{value:>12.4f}" if value is not None else f"{'-':>12}"
+
+
+def run(args) -> int:
+    from tinylm.eval.compare import correlate, find_runs, table
+
+    runs = find_runs(args.runs)
+    if args.corr:
+        a, b = args.corr
+        result = correlate(runs, a, b)
+        if args.json:
+            print(json.dumps(result, indent=1))
+            return 0
+        width = max(len(r["run"]) for r in result["runs"])
+        print(f"{'run':<{width}} {a:>12} {b:>12}")
+        for r in result["runs"]:
+            print(f"{r['run']:<{width}} {_fmt(r[a])} {_fmt(r[b])}")
+        for s in result["skipped"]:
+            print(f"{s['run']:<{width}} (left out: no {' or '.join(s['missing'])})")
+        print(f"Pearson r = {result['pearson_r']:+.4f}   R² = {result['r2']:.4f}   n = {result['n']} runs")
+        return 0
+    rows = table(runs, args.metrics)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max(len(r["run"]) for r in rows)
+    print(f"{'run':<{width}} " + " ".join(f"{m[:12]:>12}" for m in args.metrics))
+    for r in rows:
+        print(f"{r['run']:<{width}} " + " ".join(_fmt(r[m]) for m in args.metrics))
+    return 0

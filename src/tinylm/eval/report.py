@@ -1,0 +1,108 @@
+"""Where evaluation results go (``RUN/eval/<name>.json`` and headline keys merged into
+``RUN/summary.json``) and how they read in a terminal."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower() or "set"
+
+
+def results_target(loaded, out: str | None = None) -> tuple[Path | None, Path | None]:
+    """(directory for eval/*.json, summary.json to merge into or None).
+
+    The latest checkpoint of a run writes ``RUN/eval/`` and updates ``RUN/summary.json``; an older
+    checkpoint writes ``RUN/eval/<checkpoint>/`` and leaves the summary (which describes the run's
+    end) alone; a model outside a run writes only where ``--out`` says.
+    """
+    if out is not None:
+        return Path(out).expanduser(), None
+    run_dir = loaded.run_dir
+    if run_dir is None:
+        return None, None
+    from tinylm.train.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(run_dir)
+    if latest is not None and Path(latest).resolve() == Path(loaded.checkpoint).resolve():
+        return Path(run_dir) / "eval", Path(run_dir) / "summary.json"
+    return Path(run_dir) / "eval" / Path(loaded.checkpoint).name, None
+
+
+def write_results(directory: Path, name: str, result: dict) -> Path:
+    from tinylm.train.serialize import write_json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    write_json(path, result)
+    return path
+
+
+def merge_summary(summary_path: Path, headline: dict) -> None:
+    from tinylm.train.serialize import write_json
+
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary.update(headline)
+    write_json(summary_path, summary)
+
+
+def is_run_store(recipe, store_path) -> bool:
+    """Whether ``store_path`` is the store the run trained on (then its loss is the run's val_loss)."""
+    if recipe is None:
+        return False
+    store = Path(store_path).expanduser().resolve()
+    data = recipe.data
+    if data.store is not None:
+        import os
+        return Path(os.path.expandvars(os.path.expanduser(data.store))).resolve() == store
+    # `sources:` recipes train on a store prepared into the cache (tinylm.train.build.open_store)
+    import hashlib
+    import os
+
+    from tinylm.train.build import cache_dir
+
+    sources = [os.path.expandvars(os.path.expanduser(s)) for s in data.sources]
+    key = json.dumps({"sources": [str(Path(s).resolve()) if s != "bundled" else s for s in sources],
+                      "tokenizer": data.tokenizer, "docs": data.docs, "val_fraction": data.val_fraction,
+                      "seed": data.seed})
+    return (cache_dir() / "stores" / hashlib.sha256(key.encode()).hexdigest()[:16]).resolve() == store
+
+
+def headline(task: str, name: str, result: dict, run_store: bool = False) -> dict:
+    """The summary.json keys of one result."""
+    if task == "blimp":
+        return {f"{slug(name)}_mean": result["mean"]}
+    if task == "hellaswag":
+        return {"hellaswag_acc": result["acc"], "hellaswag_acc_norm": result["acc_norm"]}
+    if run_store:
+        return {"val_loss": result["val_loss"], "val_ppl": result["val_ppl"]}
+    store = Path(result["store"]).name
+    return {f"val_loss[{store}]": result["val_loss"], f"val_ppl[{store}]": result["val_ppl"]}
+
+
+# ------------------------------------------------------------------ terminal
+def format_results(model_line: str, results: list[tuple[str, str, dict]], paradigms: bool = False) -> str:
+    """One table: a row per headline number, field breakdown under each minimal-pair set."""
+    lines = [model_line, f"{'task':<18} {'metric':<22} {'value':>8}  {'n':>7}  notes"]
+    for task, name, r in results:
+        if task == "blimp":
+            how = r["scoring"]
+            lines.append(f"{name:<18} {'mean over paradigms':<22} {r['mean']:>8.4f}  {r['pairs']:>7}  "
+                         f"{r['paradigm_count']} paradigms, start {how['start_token']!r}, {r['pairs_per_s']:.0f} pairs/s")
+            for field, f in r["fields"].items():
+                lines.append(f"{'':<18} {'  ' + field:<22} {f['accuracy']:>8.4f}  {f['pairs']:>7}  "
+                             f"{f['paradigms']} paradigms")
+            if paradigms:
+                for pname, p in r["paradigms"].items():
+                    lines.append(f"{'':<18} {'    ' + pname[:40]:<22} {p['accuracy']:>8.4f}  {p['pairs']:>7}")
+        elif task == "hellaswag":
+            lines.append(f"{name:<18} {'acc':<22} {r['acc']:>8.4f}  {r['items']:>7}  summed log-likelihood")
+            lines.append(f"{'':<18} {'acc_norm':<22} {r['acc_norm']:>8.4f}  {r['items']:>7}  per character of the ending")
+        else:
+            lines.append(f"{name:<18} {'val_loss':<22} {r['val_loss']:>8.4f}  {r['windows']:>7}  "
+                         f"windows of {r['seq_len']}, seed {r['seed']} ({r['settings']})")
+            lines.append(f"{'':<18} {'val_ppl':<22} {r['val_ppl']:>8.2f}")
+    return "\n".join(lines)
