@@ -8,7 +8,8 @@ folded into the 16,000-entry vocabulary (`id % 16000`) stands in (GPT-2's 50k BP
 percent fewer tokens per sentence). `scored_tokens` reports what was scored. The target is
 <= 120 s on a 2-core CPU; `load_avg` records how busy the machine was. Prints JSON.
 
-    python bench/eval_speed.py [--tokenizer PATH] [--precision fp32|bf16] [--batch-tokens 4096] [--limit N] [--profile]
+    python bench/eval_speed.py [--tokenizer PATH] [--precision fp32|bf16] [--compile] [--batch-tokens 4096]
+                               [--limit N] [--profile]
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--batch-tokens", type=int, default=4096)
     ap.add_argument("--limit", type=int, help="pairs per paradigm (default: all 1,000)")
     ap.add_argument("--profile", action="store_true", help="print the torch profiler's top operators to stderr")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (compile time included in wall_s)")
     ap.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's mmap threshold alone")
     args = ap.parse_args()
 
@@ -77,7 +79,7 @@ def main() -> None:
     t0 = time.perf_counter()
     pairs = limit_per_paradigm(read_minimal_pairs(BLIMP), args.limit)
     read_s = time.perf_counter() - t0
-    scorer = Scorer.for_model(model, precision=args.precision, batch_tokens=args.batch_tokens)
+    scorer = Scorer.for_model(model, precision=args.precision, batch_tokens=args.batch_tokens, compile=args.compile)
     load_before = os.getloadavg()[0]
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
@@ -93,7 +95,7 @@ def main() -> None:
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({
         "benchmark": "blimp-scoring", "model": args.preset, "parameters": sum(p.numel() for p in model.parameters()),
-        "vocab_size": vocab, "tokenizer": tok_name, "precision": args.precision,
+        "vocab_size": vocab, "tokenizer": tok_name, "precision": args.precision, "compile": args.compile,
         "batch_tokens": args.batch_tokens, "malloc_tuned": malloc_tuned, "pairs": result["pairs"], "paradigms": result["paradigm_count"],
         "sentences": 2 * result["pairs"], "scored_tokens": result["scoring"]["tokens"],
         "read_s": round(read_s, 2), "wall_s": round(wall, 2), "pairs_per_s": round(result["pairs"] / wall, 1),

@@ -102,3 +102,19 @@ def tiny_bert_store(tmp_path_factory, shared_data):
     out = tmp_path_factory.mktemp("stores") / "wiki-bert"
     prepare_store([str(src)], "bert-base-uncased", out, val_fraction=0.1, seed=0, docs="line")
     return out
+
+
+@pytest.fixture
+def one_line_error(capsys):
+    """Run the CLI and check the user-mistake contract: exit 2, one stderr line, no traceback."""
+    def check(argv, *needles):
+        from tinylm.cli.main import main
+
+        code = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2, err
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        for needle in needles:
+            assert needle in err, err
+        return err
+    return check

@@ -127,28 +127,18 @@ def test_a_trial_of_a_killed_process_is_retried_at_once(tiny_recipe, tmp_path, m
     assert {"candidate": 5} in [r["params"] for r in result.ranking]
 
 
-def _one_line_error(capsys, argv, *needles):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
-def test_cli_bad_input_is_one_line(capsys, tiny_recipe, tmp_path):
+def test_cli_bad_input_is_one_line(one_line_error, tiny_recipe, tmp_path):
     recipe = str(tiny_recipe())
     out = ["--out", str(tmp_path / "s")]
-    _one_line_error(capsys, ["sweep", recipe, *out, "--band", "0", "--layers", "7,9"], "--band", "--layers")
-    _one_line_error(capsys, ["sweep", recipe, *out, "--layers", "48:4"], "--layers")
-    _one_line_error(capsys, ["sweep", recipe, *out, "--budget", "two weeks"], "two weeks")
-    _one_line_error(capsys, ["sweep", str(tiny_recipe("bad", train={"lerning_rate": 1})), *out], "train.lerning_rate")
-    _one_line_error(capsys, ["sweep", str(tiny_recipe("nostore", data={"store": str(tmp_path / "nowhere")})), *out,
+    one_line_error(["sweep", recipe, *out, "--band", "0", "--layers", "7,9"], "--band", "--layers")
+    one_line_error(["sweep", recipe, *out, "--layers", "48:4"], "--layers")
+    one_line_error(["sweep", recipe, *out, "--budget", "two weeks"], "two weeks")
+    one_line_error(["sweep", str(tiny_recipe("bad", train={"lerning_rate": 1})), *out], "train.lerning_rate")
+    one_line_error(["sweep", str(tiny_recipe("nostore", data={"store": str(tmp_path / "nowhere")})), *out,
                              *TINY], "nowhere", "tinylm prepare")
-    err = _one_line_error(capsys, ["sweep", recipe, *out, *TINY, "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
+    err = one_line_error(["sweep", recipe, *out, *TINY, "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
                           "cannot open study storage", "postgresql://me:***@")
     assert "secret" not in err
-    _one_line_error(capsys, ["sweep", recipe, *out, *TINY, "--storage", f"sqlite:///{tmp_path}/no/such/dir/s.db"],
+    one_line_error(["sweep", recipe, *out, *TINY, "--storage", f"sqlite:///{tmp_path}/no/such/dir/s.db"],
                     "cannot open study storage")
     assert not (tmp_path / "s").exists()

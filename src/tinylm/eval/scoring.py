@@ -61,16 +61,19 @@ class ModelLogits:
     the unpadded rows, and SDPA keeps its mask-free causal kernel (faster on CPU and GPU).
     """
 
-    def __init__(self, model):
+    def __init__(self, model, compile: bool = False):
         self.model = model
         self.kind = getattr(model.config, "kind", "decoder")
         self.vocab_size = int(model.config.vocab_size)
         self.max_len = int(model.config.max_seq_len)
+        # torch.compile fuses the norms, RoPE and gated MLP into a few kernels (on a 2-core CPU
+        # about a quarter faster); shapes vary per batch, so it compiles once with dynamic shapes.
+        self.forward = torch.compile(model, dynamic=True) if compile else model
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.kind == "decoder":
-            return self.model(input_ids)
-        return self.model(input_ids, attention_mask=attention_mask)
+            return self.forward(input_ids)
+        return self.forward(input_ids, attention_mask=attention_mask)
 
     def at(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
         m = self.model
@@ -234,16 +237,16 @@ class Scorer:
     progress: object | None = None  # has begin(description, total_tokens) and advance(tokens_scored)
 
     @classmethod
-    def for_model(cls, model, **kwargs) -> "Scorer":
-        return cls.for_models([model], **kwargs)
+    def for_model(cls, model, compile: bool = False, **kwargs) -> "Scorer":
+        return cls.for_models([model], compile=compile, **kwargs)
 
     @classmethod
-    def for_models(cls, models, **kwargs) -> "Scorer":
+    def for_models(cls, models, compile: bool = False, **kwargs) -> "Scorer":
         """One model, or an ensemble (mean logits) of models that share a tokenizer."""
         device = next(models[0].parameters()).device
         if kwargs.get("precision") == "bf16" and device.type == "cpu":
             models = [bf16_linears(m) for m in models]
-        members = [ModelLogits(m) for m in models]
+        members = [ModelLogits(m, compile=compile) for m in models]
         fn = members[0] if len(members) == 1 else EnsembleLogits(members)
         return cls.for_logits(fn, device=device, **kwargs)
 
