@@ -39,16 +39,6 @@ def small_blimp(tmp_path_factory, shared_data):
     return d
 
 
-def _one_line_error(capsys, argv, *needles):
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 def test_eval_writes_results_into_the_run(trained, small_blimp, shared_data, tiny_store, capsys):
     before = json.loads((trained / "summary.json").read_text())
     code = main(["eval", str(trained), "--blimp", str(small_blimp), "--hellaswag",
@@ -75,23 +65,23 @@ def test_eval_writes_results_into_the_run(trained, small_blimp, shared_data, tin
     assert "mean over paradigms" in table and "anaphor" not in table and "written:" in table
 
 
-def test_eval_errors_are_one_line(trained, tmp_path, shared_data, capsys):
-    _one_line_error(capsys, ["eval", str(trained), "--blimp", str(shared_data / "blimp"), "--limit", "0"], "--limit")
-    _one_line_error(capsys, ["eval", str(trained)], "nothing to evaluate")
+def test_eval_errors_are_one_line(trained, tmp_path, shared_data, one_line_error):
+    one_line_error(["eval", str(trained), "--blimp", str(shared_data / "blimp"), "--limit", "0"], "--limit")
+    one_line_error(["eval", str(trained)], "nothing to evaluate")
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    _one_line_error(capsys, ["eval", str(trained), "--blimp", str(empty)], "empty")
+    one_line_error(["eval", str(trained), "--blimp", str(empty)], "empty")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"sentence_good": "A cat sleeps.", "sentence_bad": "A cat sleep."}\n{"sentence": "x"}\n')
-    _one_line_error(capsys, ["eval", str(trained), "--blimp", str(bad)], "bad.jsonl:2:", "sentence_good")
+    one_line_error(["eval", str(trained), "--blimp", str(bad)], "bad.jsonl:2:", "sentence_good")
     lines = (shared_data / "hellaswag" / "val-first500.txt").read_text().splitlines()[:12]
     hs = tmp_path / "hs.txt"
     hs.write_text("\n".join(lines[:5] + lines[6:]) + "\n")
-    _one_line_error(capsys, ["eval", str(trained), "--hellaswag", str(hs)], "hs.txt:", "endings")
+    one_line_error(["eval", str(trained), "--hellaswag", str(hs)], "hs.txt:", "endings")
     ckpt = tmp_path / "ckpt"
     shutil.copytree(trained / "checkpoints" / (trained / "checkpoints" / "latest").read_text().strip(), ckpt)
     (ckpt / "tokenizer.json").unlink()
-    _one_line_error(capsys, ["eval", str(ckpt), "--hellaswag", str(shared_data / "hellaswag" / "val-first500.txt")],
+    one_line_error(["eval", str(ckpt), "--hellaswag", str(shared_data / "hellaswag" / "val-first500.txt")],
                     "tokenizer.json")
 
 
@@ -109,7 +99,7 @@ def test_an_older_checkpoint_writes_beside_the_summary_not_into_it(trained, smal
         shutil.rmtree(older)
 
 
-def test_export_cli_and_import_of_the_export(trained, tmp_path, small_blimp, capsys):
+def test_export_cli_and_import_of_the_export(trained, tmp_path, small_blimp, capsys, one_line_error):
     transformers = pytest.importorskip("transformers")
     out = tmp_path / "hf"
     assert main(["export", str(trained), "--out", str(out)]) == 0
@@ -117,7 +107,7 @@ def test_export_cli_and_import_of_the_export(trained, tmp_path, small_blimp, cap
     model = transformers.AutoModelForCausalLM.from_pretrained(str(out), local_files_only=True)
     assert model.config.model_type == "llama"
     capsys.readouterr()  # transformers' own loading messages
-    _one_line_error(capsys, ["export", str(trained), "--out", str(out)], "--force")
+    one_line_error(["export", str(trained), "--out", str(out)], "--force")
     # the exported directory evaluates like the run it came from (import path)
     assert main(["eval", str(out), "--blimp", str(small_blimp), "--limit", "10", "--json"]) == 0
     via_hf = json.loads(capsys.readouterr().out)["results"]["blimp"]
@@ -128,7 +118,7 @@ def test_export_cli_and_import_of_the_export(trained, tmp_path, small_blimp, cap
     assert (tmp_path / "elsewhere" / "blimp.json").is_file()
 
 
-def test_compare_correlation(tmp_path, capsys):
+def test_compare_correlation(tmp_path, capsys, one_line_error):
     rng = np.random.default_rng(0)
     losses = rng.uniform(3, 5, size=6)
     blimps = 0.9 - 0.08 * losses + rng.normal(0, 0.01, size=6)
@@ -145,7 +135,7 @@ def test_compare_correlation(tmp_path, capsys):
     assert result["skipped"] == [{"run": str(tmp_path / "runs" / "unevaluated"), "missing": ["blimp"]}]
     assert main(["compare", str(tmp_path / "runs"), "--corr", "val_loss", "blimp"]) == 0
     assert "R² =" in capsys.readouterr().out
-    _one_line_error(capsys, ["compare", str(tmp_path / "runs" / "r0"), str(tmp_path / "runs" / "r1"),
+    one_line_error(["compare", str(tmp_path / "runs" / "r0"), str(tmp_path / "runs" / "r1"),
                              "--corr", "val_loss", "blimp"], "at least 3")
 
 

@@ -21,8 +21,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _fmt(value) -> str:
-    return f"{value:>12.4f}" if value is not None else f"{'-':>12}"
+def _fmt(value, width: int = 12) -> str:
+    return f"{value:>{width}.4f}" if value is not None else f"{'-':>{width}}"
 
 
 def run(args) -> int:
@@ -36,9 +36,10 @@ def run(args) -> int:
             print(json.dumps(result, indent=1))
             return 0
         width = max(len(r["run"]) for r in result["runs"])
-        print(f"{'run':<{width}} {a:>12} {b:>12}")
+        ca, cb = max(10, len(a)), max(10, len(b))
+        print(f"{'run':<{width}} {a:>{ca}} {b:>{cb}}")
         for r in result["runs"]:
-            print(f"{r['run']:<{width}} {_fmt(r[a])} {_fmt(r[b])}")
+            print(f"{r['run']:<{width}} {_fmt(r[a], ca)} {_fmt(r[b], cb)}")
         for s in result["skipped"]:
             print(f"{s['run']:<{width}} (left out: no {' or '.join(s['missing'])})")
         print(f"Pearson r = {result['pearson_r']:+.4f}   R² = {result['r2']:.4f}   n = {result['n']} runs")
@@ -48,7 +49,8 @@ def run(args) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     width = max(len(r["run"]) for r in rows)
-    print(f"{'run':<{width}} " + " ".join(f"{m[:12]:>12}" for m in args.metrics))
+    cols = [max(10, len(m)) for m in args.metrics]
+    print(f"{'run':<{width}} " + " ".join(f"{m:>{c}}" for m, c in zip(args.metrics, cols)))
     for r in rows:
-        print(f"{r['run']:<{width}} " + " ".join(_fmt(r[m]) for m in args.metrics))
+        print(f"{r['run']:<{width}} " + " ".join(_fmt(r[m], c) for m, c in zip(args.metrics, cols)))
     return 0
