@@ -28,7 +28,7 @@ def register(sub) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="fp32 (default, exact) or bf16 autocast for BLiMP/HellaSwag forwards (faster on CPUs with AMX)")
     p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per forward (default 4096)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
+    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model first (a minute to compile; then faster on long evaluations)")
     p.add_argument("--leading-space", action="store_true",
@@ -78,16 +78,9 @@ def _check_args(args) -> None:
 
 
 def _device(name: str):
-    import torch
-
-    from tinylm.errors import UserError
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise UserError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA device is visible: use --device cpu")
-    return device
+    from tinylm.train.build import pick_device
+    from tinylm.train.distributed import World
+    return pick_device(name, World())
 
 
 def _names(paths: list[str]) -> list[str]:

@@ -37,7 +37,7 @@ def pick_device(name: str, world: distributed.World) -> torch.device:
     except RuntimeError as e:
         raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from e
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device is cuda but no CUDA device is visible: use `--set train.device=auto`")
+        raise UserError(f"device {name!r} asked for, but no CUDA device is visible: use auto or cpu")
     return device
 
 
