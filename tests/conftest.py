@@ -118,3 +118,31 @@ def one_line_error(capsys):
             assert needle in err, err
         return err
     return check
+
+
+@pytest.fixture
+def resumes_exactly(tmp_path):
+    """Train `recipe` straight, and again stopped after `stop_at` steps then resumed; assert the final
+    weights are bitwise equal. Returns the two run directories for further checks."""
+    def check(recipe, stop_at: int):
+        import torch
+        from safetensors.torch import load_file
+
+        from tinylm.runs.execute import execute
+        from tinylm.train.checkpoint import latest_checkpoint
+
+        straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+        execute(recipe, straight)
+
+        def stop(run, record):
+            if run.step == stop_at:
+                run.stop_requested = True
+
+        execute(recipe, resumed, on_step=stop)
+        assert latest_checkpoint(resumed).name == f"step-{stop_at:08d}"
+        execute(recipe, resumed, resume=True)
+        a = load_file(str(latest_checkpoint(straight) / "model.safetensors"))
+        b = load_file(str(latest_checkpoint(resumed) / "model.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        return straight, resumed
+    return check

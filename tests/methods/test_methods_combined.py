@@ -1,12 +1,8 @@
 """Methods combine: sleep + forget in one run resumes bitwise, and a conflicting pair is refused."""
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from tinylm.cli.main import main
-from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 from tinylm.train.run import Run
@@ -22,21 +18,11 @@ def scripted_by_step(monkeypatch):
     monkeypatch.setattr(Run, "evaluate", lambda self: {"val_loss": LOSSES[self.step]})
 
 
-def test_sleep_and_forget_together_resume_bitwise(tiny_recipe, tmp_path, scripted_by_step):
+def test_sleep_and_forget_together_resume_bitwise(tiny_recipe, tmp_path, scripted_by_step, resumes_exactly):
     methods = [{"sleep": {"episode": "4 steps", "patience": 2}},
                {"forget": {"every": 3, "embedding_schedule": True}}]
     recipe = load_recipe(str(tiny_recipe(methods=methods)), ["checkpoint.every=0", "train.duration=20"])
-    execute(recipe, tmp_path / "straight")
-
-    def stop_at_10(run, record):
-        if run.step == 10:
-            run.stop_requested = True
-
-    execute(recipe, tmp_path / "resumed", on_step=stop_at_10)
-    execute(recipe, tmp_path / "resumed", resume=True)
-    a = load_file(str(latest_checkpoint(tmp_path / "straight") / "model.safetensors"))
-    b = load_file(str(latest_checkpoint(tmp_path / "resumed") / "model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    resumes_exactly(recipe, stop_at=10)
 
     def events(run_dir):
         return [(r["step"], r["event"]) for r in read_metrics(run_dir / "metrics.jsonl") if r.get("event") in EVENTS]

@@ -6,13 +6,10 @@ import logging
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from tinylm.cli.main import main
 from tinylm.errors import UserError
 from tinylm.methods import build_methods
-from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
 from tinylm.train.loop import train, train_step
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import load_recipe, recipe_from_dict
@@ -164,22 +161,12 @@ def test_k_larger_than_the_run_from_the_cli(capsys, tiny_recipe, tmp_path):
                  "--quiet", "--set", "train.duration=12"]) == 0  # the fixed recipe starts afresh there
 
 
-def test_resume_is_bitwise(tiny_recipe, tmp_path):
+def test_resume_is_bitwise(tiny_recipe, tmp_path, resumes_exactly):
     # Untied output reset too, windows that end before the resume point (the embedding LR scale
     # returns to 1.0 there), and cyclic LR: schedule restarts on both sides of step 10.
     options = {"every": 3, "end": 9, "params": ["embeddings", "output"], "embedding_schedule": True,
                "cyclic": True}
     recipe = load_recipe(str(tiny_recipe(methods=[{"forget": options}])), ["checkpoint.every=0", "train.duration=20"])
-    execute(recipe, tmp_path / "straight")
-
-    def stop_at_10(run, record):
-        if run.step == 10:
-            run.stop_requested = True
-
-    execute(recipe, tmp_path / "resumed", on_step=stop_at_10)
-    execute(recipe, tmp_path / "resumed", resume=True)
-    a = load_file(str(latest_checkpoint(tmp_path / "straight") / "model.safetensors"))
-    b = load_file(str(latest_checkpoint(tmp_path / "resumed") / "model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    resumes_exactly(recipe, stop_at=10)
     resets = [r["step"] for r in read_metrics(tmp_path / "resumed" / "metrics.jsonl") if r.get("event") == "reinit"]
     assert resets == [3, 6, 9]

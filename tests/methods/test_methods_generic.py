@@ -7,13 +7,10 @@ resumption cannot land.
 from dataclasses import dataclass
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from tinylm.methods import Method, register, registered
 from tinylm.methods.base import MethodConfig
 from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
 from tinylm.train.recipe import load_recipe
 
 
@@ -74,16 +71,6 @@ def test_a_method_loss_term_changes_training(tiny_recipe, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(registered()))
-def test_method_resumes_exactly(name, tiny_recipe, tmp_path):
+def test_method_resumes_exactly(name, tiny_recipe, resumes_exactly):
     recipe = load_recipe(str(tiny_recipe(methods=[name])), ["checkpoint.every=0"])
-    execute(recipe, tmp_path / "straight")
-
-    def stop_at_17(run, record):
-        if run.step == 17:
-            run.stop_requested = True
-
-    execute(recipe, tmp_path / "resumed", on_step=stop_at_17)
-    execute(recipe, tmp_path / "resumed", resume=True)
-    a = load_file(str(latest_checkpoint(tmp_path / "straight") / "model.safetensors"))
-    b = load_file(str(latest_checkpoint(tmp_path / "resumed") / "model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    resumes_exactly(recipe, stop_at=17)
