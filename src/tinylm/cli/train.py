@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -31,6 +32,8 @@ def run(args) -> int:
                           on_step=progress.step)
     finally:
         progress.close()
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one process reports
+        return 0 if summary["complete"] else 130
     if not summary["complete"]:
         print(f"stopped at step {summary['steps']}/{summary['total_steps']}; continue with: "
               f"tinylm train {args.recipe} --out {out} --resume")
