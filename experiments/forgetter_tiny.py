@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from common import mean_std, run_recipe, val_curve
@@ -40,6 +41,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=300, help="the normal run's length in steps")
     p.add_argument("--corpus", default=None, help="default: the bundled Alice in Wonderland")
     args = p.parse_args()
+    started = time.perf_counter()
     out = Path(args.out)
     from tinylm.data import default_corpus_files, prepare_store
     store = out / "store"
@@ -71,6 +73,7 @@ def main() -> None:
                         "steps": mean_std([r["steps"] for r in per_seed])}
     report = {"experiment": "forgetter-tiny", "n_steps_normal": n, "tokens_per_step": 12 * 128,
               "seeds": args.seeds, "arms": results}
+    report["wall_seconds"] = round(time.perf_counter() - started, 1)  # this invocation, runs reused included
     (out / "results.json").write_text(json.dumps(report, indent=1))
     _plot(curves, out / "val-loss.png", n)
     print(json.dumps({arm: {k: {"mean": round(v["mean"], 4), "std": round(v["std"], 4)}

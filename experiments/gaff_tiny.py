@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from common import mean_std, run_recipe
@@ -49,6 +50,7 @@ def main() -> None:
     p.add_argument("--adapt", type=int, default=300)
     p.add_argument("--german", default=str(SHARED / "german" / "grimm-1.txt"))
     args = p.parse_args()
+    started = time.perf_counter()
     out = Path(args.out)
     from tinylm.data import TokenStore, default_corpus_files, prepare_store
     english, german = out / "store-en", out / "store-de"
@@ -86,6 +88,7 @@ def main() -> None:
     report = {"experiment": "gaff-tiny", "pretrain_steps": args.pretrain, "k": args.k, "adapt_steps": args.adapt,
               "target_loss": target, "seeds": args.seeds, "arms": results,
               "note": "steps_to_target counts a run that never reaches the target as the full adaptation length"}
+    report["wall_seconds"] = round(time.perf_counter() - started, 1)  # this invocation, runs reused included
     (out / "results.json").write_text(json.dumps(report, indent=1))
     _plot(curves, out / "adaptation-loss.png", target)
     print(json.dumps({arm: {k: {"mean": round(v["mean"], 4), "std": round(v["std"], 4)}

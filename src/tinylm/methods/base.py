@@ -7,6 +7,8 @@
     step_end        after the optimizer and schedule stepped; counters already advanced
     eval            validation metrics in hand
     stop            once, at the end
+Logging: `log_metrics()` returns scalars to add to each logged training record (e.g. distill's CE
+and KL terms, averaged since the previous log line); called only on logging steps.
 State: `state_dict()` / `load_state_dict()` must hold everything the method needs to resume
 exactly (JSON-able values and tensors); the generic tests check train -> resume -> identical.
 """
@@ -42,6 +44,8 @@ class Method:
     def on_step_end(self, run: "Run") -> None: ...
     def on_eval(self, run: "Run", metrics: dict) -> None: ...
     def on_stop(self, run: "Run") -> None: ...
+    def log_metrics(self) -> dict:
+        return {}
 
     def state_dict(self) -> dict:
         return {}

@@ -129,6 +129,8 @@ def train(run, on_step=None) -> dict:
                       "lr": run.train_config.lr * run.schedule.factor(run.step - 1), "loss": float(loss), "grad_norm": float(grad_norm),
                       "tokens_per_s": window_tokens / elapsed, "data_s": window_data,
                       "compute_s": elapsed - window_data, "memory_mb": _memory_mb(run.device)}
+            for method in run.methods:
+                record.update(method.log_metrics())
             run.metrics.write(record)
             window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
         if every_eval and run.step % every_eval == 0 and run.step < run.total_steps:
