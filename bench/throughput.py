@@ -1,9 +1,16 @@
-"""Training throughput: tinylm's training step against Hugging Face `LlamaForCausalLM` in a plain loop.
+"""Training throughput: tinylm's training step against Hugging Face transformers in a plain loop.
 
-Same config (BabyLlama-2 16M by default), same batch, same precision, same AdamW; the two
-alternate in one process (round-robin), so machine noise hits both alike. Prints JSON.
+Same config, same batch, same AdamW; each contender in its best setting for the device
+(transformers: bf16 autocast, SDPA, fused AdamW where the device has it, optional compile; tinylm:
+its recipe defaults plus the levers named on the command line). The two alternate in one process,
+round-robin, so machine noise hits both alike. Prints JSON (`--json`: a list, one object per
+configuration).
 
-    python bench/throughput.py [--preset babyllama2-16m] [--batch 8] [--seq 128] [--rounds 5] [--steps 5]
+    python bench/throughput.py --json                                  # CPU: BabyLlama 16M, 8 x 128
+    python bench/throughput.py --json --configs 16m:128x512 345m:32x512 forgetter:12x512   # a GPU
+
+MFU = (6 x matmul parameters + 12 x layers x attention width x sequence) x tokens/s / peak, the
+issue's formula, with the peak measured here by a large matmul in the same precision.
 """
 
 from __future__ import annotations
@@ -12,19 +19,22 @@ import argparse
 import contextlib
 import json
 import platform
+import resource
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
+PRESETS = {"16m": "babyllama2-16m", "345m": "babyllama2-345m", "forgetter": "forgetter-baby10m"}
 
-def synthetic_batches(vocab: int, batch: int, seq: int, n: int = 16):
+
+def synthetic_batches(vocab: int, batch: int, seq: int, device: torch.device, n: int = 8):
     g = torch.Generator().manual_seed(0)
-    return [torch.randint(vocab, (batch, seq + 1), generator=g) for _ in range(n)]
+    return [torch.randint(vocab, (batch, seq + 1), generator=g).to(device) for _ in range(n)]
 
 
-def tinylm_stepper(preset: str, batch: int, seq: int, precision: str):
+def tinylm_stepper(preset: str, batch: int, seq: int, precision: str, device: torch.device, compile_: bool):
     from tinylm.models import build_model, resolve_model_config
     from tinylm.train.loop import train_step
     from tinylm.train.recipe import recipe_from_dict
@@ -32,10 +42,11 @@ def tinylm_stepper(preset: str, batch: int, seq: int, precision: str):
 
     recipe = recipe_from_dict({"data": {"store": "synthetic", "seq_len": seq}, "model": {"name": preset},
                                "train": {"batch_size": batch, "precision": precision, "lr": 1e-4,
-                                         "weight_decay": 0.0, "duration": 10**9, "clip": 1.0}})
+                                         "weight_decay": 0.0, "duration": 10**9, "clip": 1.0,
+                                         "compile": compile_}})
     torch.manual_seed(0)
-    model = build_model(resolve_model_config(preset))
-    windows = synthetic_batches(model.config.vocab_size, batch, seq)
+    model = build_model(resolve_model_config(preset, max_seq_len=max(seq, 256)))
+    windows = synthetic_batches(model.config.vocab_size, batch, seq, device)
 
     class Batches:
         i = 0
@@ -45,26 +56,28 @@ def tinylm_stepper(preset: str, batch: int, seq: int, precision: str):
             self.i += 1
             return {"input_ids": w[:, :-1], "labels": w[:, 1:]}
 
-    run = Run(recipe, model, Batches(), [], torch.device("cpu"), 10**9, [])
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    return lambda: train_step(run, scaler), model
+    run = Run(recipe, model, Batches(), [], device, 10**9, [])
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return (lambda: train_step(run, scaler)), run.model
 
 
-def hf_stepper(our_model, batch: int, seq: int, precision: str):
+def hf_stepper(our_model, batch: int, seq: int, precision: str, device: torch.device, compile_: bool):
     from tinylm.models.hf import to_hf
 
-    hf = to_hf(our_model)
+    hf = to_hf(our_model).to(device)
     hf.train()
-    opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, weight_decay=0.0, foreach=True)
-    windows = synthetic_batches(hf.config.vocab_size, batch, seq)
+    fused = device.type == "cuda"
+    opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, weight_decay=0.0, fused=fused or None, foreach=None if fused else True)
+    forward = torch.compile(hf) if compile_ else hf
+    windows = synthetic_batches(hf.config.vocab_size, batch, seq, device)
     state = {"i": 0}
 
     def step():
         w = windows[state["i"] % len(windows)]
         state["i"] += 1
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
         with ctx:
-            logits = hf(input_ids=w[:, :-1]).logits
+            logits = forward(input_ids=w[:, :-1]).logits
         loss = F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(hf.parameters(), 1.0)
@@ -73,43 +86,111 @@ def hf_stepper(our_model, batch: int, seq: int, precision: str):
     return step
 
 
-def measure(step, steps: int, tokens_per_step: int) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(step, steps: int, tokens_per_step: int, device: torch.device) -> float:
+    sync(device)
     t = time.perf_counter()
     for _ in range(steps):
         step()
+    sync(device)
     return steps * tokens_per_step / (time.perf_counter() - t)
 
 
+def peak_flops(device: torch.device, precision: str) -> float:
+    """Achievable matmul FLOP/s in this precision, measured once (the MFU denominator)."""
+    n = 4096 if device.type == "cuda" else 2048
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    reps = 50 if device.type == "cuda" else 5
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def model_flops_per_token(model, seq: int) -> float:
+    """The issue's MFU numerator per token: 6 x matmul parameters + 12 x layers x attention width x seq."""
+    from tinylm.compute import attention_width, matmul_parameters
+    trainable, frozen = matmul_parameters(model)
+    return 6.0 * (trainable + frozen) + 12.0 * model.config.n_layers * attention_width(model.config) * seq
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_config(preset: str, batch: int, seq: int, precision: str, device: torch.device, args, peak: float) -> dict:
+    tokens = batch * seq
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    ours, model = tinylm_stepper(preset, batch, seq, precision, device, args.compile)
+    for _ in range(args.warmup):
+        ours()
+    # Peak memory of tinylm alone: taken before the transformers model exists (CPU: process RSS).
+    sync(device)
+    memory = peak_memory_mb(device)
+    theirs = hf_stepper(model, batch, seq, precision, device, args.hf_compile)
+    for _ in range(args.warmup):
+        theirs()
+    a, b = [], []
+    for _ in range(args.rounds):
+        a.append(measure(ours, args.steps, tokens, device))
+        b.append(measure(theirs, args.steps, tokens, device))
+    ours_tps, theirs_tps = statistics.median(a), statistics.median(b)
+    return {"config": f"{preset} {batch}x{seq}", "device": device_name(device), "precision": precision,
+            "tinylm_tokens_per_s": round(ours_tps, 1), "transformers_tokens_per_s": round(theirs_tps, 1),
+            "ratio": round(ours_tps / theirs_tps, 3),
+            "mfu": round(model_flops_per_token(model, seq) * ours_tps / peak, 4),
+            "transformers_mfu": round(model_flops_per_token(model, seq) * theirs_tps / peak, 4),
+            "peak_memory_mb": round(memory, 1), "peak_flops": round(peak), "compile": args.compile,
+            "transformers_compile": args.hf_compile, "tinylm_rounds": [round(x, 1) for x in a],
+            "transformers_rounds": [round(x, 1) for x in b], "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--preset", default="babyllama2-16m")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--seq", type=int, default=128)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=None,
+                   help="PRESET:BATCHxSEQ, PRESET one of 16m, 345m, forgetter or any tinylm preset "
+                        "(default: 16m:8x128 on CPU; 16m:128x512 345m:32x512 forgetter:12x512 on CUDA)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", nargs="+", default=["bf16"])
+    p.add_argument("--compile", action="store_true", help="tinylm with train.compile")
+    p.add_argument("--hf-compile", action="store_true", help="transformers under torch.compile")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=5, help="steps per round per contender")
-    p.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="print only the JSON list")
     args = p.parse_args()
-    import transformers
-
+    device = torch.device(args.device)
+    configs = args.configs or (["16m:128x512", "345m:32x512", "forgetter:12x512"] if device.type == "cuda"
+                               else ["16m:8x128"])
     results = []
-    tokens = args.batch * args.seq
     for precision in args.precision:
-        ours, model = tinylm_stepper(args.preset, args.batch, args.seq, precision)
-        theirs = hf_stepper(model, args.batch, args.seq, precision)
-        ours(), theirs()  # warm-up: allocations, first-call dispatch
-        a, b = [], []
-        for _ in range(args.rounds):
-            a.append(measure(ours, args.steps, tokens))
-            b.append(measure(theirs, args.steps, tokens))
-        results.append({"precision": precision, "tinylm_tokens_per_s": round(statistics.median(a), 1),
-                        "transformers_tokens_per_s": round(statistics.median(b), 1),
-                        "ratio": round(statistics.median(a) / statistics.median(b), 3),
-                        "tinylm_rounds": [round(x, 1) for x in a], "transformers_rounds": [round(x, 1) for x in b]})
-    print(json.dumps({"benchmark": "training throughput", "preset": args.preset, "batch": args.batch,
-                      "seq_len": args.seq, "rounds": args.rounds, "steps_per_round": args.steps,
-                      "torch": torch.__version__, "transformers": transformers.__version__,
-                      "threads": torch.get_num_threads(), "machine": platform.machine(),
-                      "processor": platform.processor() or platform.machine(), "results": results}, indent=1))
+        peak = peak_flops(device, precision)
+        for spec in configs:
+            name, shape = spec.split(":")
+            batch, seq = (int(x) for x in shape.split("x"))
+            results.append(bench_config(PRESETS.get(name, name), batch, seq, precision, device, args, peak))
+            if not args.json:
+                print(json.dumps(results[-1]), flush=True)
+    print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

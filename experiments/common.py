@@ -21,6 +21,26 @@ def run_recipe(data: dict, out: Path) -> dict:
     return execute(recipe_from_dict(data), out, resume=latest_checkpoint(out) is not None, force=True)
 
 
+def parallel_map(fn, items: list, jobs: int) -> list:
+    """`[fn(*item) for item in items]`, in `jobs` processes of one thread each when jobs > 1.
+
+    Tiny models leave a core mostly idle inside one process; one seed per core is faster on a
+    small CPU than one run using both. Results keep the order of `items`.
+    """
+    if jobs <= 1:
+        return [fn(*item) for item in items]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        return list(pool.map(fn, *zip(*items)))
+
+
+def _one_thread() -> None:
+    import torch
+    torch.set_num_threads(1)
+
+
 def val_curve(run_dir: Path) -> list[tuple[int, int, float]]:
     """(step, tokens, val_loss) of every validation evaluation (loop evals and episode-end evals)."""
     points = {}

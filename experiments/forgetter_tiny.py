@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from common import mean_std, run_recipe, val_curve
+from common import mean_std, parallel_map, run_recipe, val_curve
 
 
 def recipe(store: Path, seed: int, steps: int, lr: float, methods: list, eval_every: int) -> dict:
@@ -39,6 +39,7 @@ def main() -> None:
     p.add_argument("--out", default="experiments/out/forgetter")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--n", type=int, default=300, help="the normal run's length in steps")
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")
     p.add_argument("--corpus", default=None, help="default: the bundled Alice in Wonderland")
     args = p.parse_args()
     started = time.perf_counter()
@@ -55,6 +56,10 @@ def main() -> None:
         "forgetter": lambda s: recipe(store, s, 3 * n, 1.0e-3,
                                       [{"sleep": {"episode": f"{n // 2} steps", "policy": "paper"}}], every),
     }
+    # Train everything first (longest runs first, `--jobs` at a time); the loop below reads finished runs.
+    todo = [(arms[arm](seed), out / arm / f"seed{seed}") for arm in ("normal-3x", "forgetter", "normal")
+            for seed in range(args.seeds)]
+    parallel_map(run_recipe, todo, args.jobs)
     results, curves = {}, {}
     for arm, make in arms.items():
         per_seed = []

@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from common import mean_std, run_recipe
+from common import mean_std, parallel_map, run_recipe
 
 from tinylm.runs.adaptation import adapt
 from tinylm.runs.curves import curve, steps_to_reach
@@ -41,6 +41,20 @@ def pretrain_recipe(store: Path, seed: int, steps: int, k: int | None) -> dict:
     }
 
 
+def pretrain_and_adapt(english: Path, german: Path, out: Path, arm: str, k: int | None, seed: int,
+                       pretrain: int, adapt_steps: int) -> dict:
+    """One (arm, seed): pretrain on English (or reuse the finished run), adapt its embeddings to German."""
+    pre = out / arm / f"seed{seed}" / "pretrain"
+    summary = run_recipe(pretrain_recipe(english, seed, pretrain, k), pre)
+    ada = out / arm / f"seed{seed}" / "adapt"
+    report = adapt(pre, ada, store=str(german), duration=f"{adapt_steps} steps", seed=seed,
+                   overrides=["train.log_every=10", "eval.every=0", "checkpoint.every=0"],
+                   resume=(ada / "run" / "checkpoints").exists())
+    return {"seed": seed, "pretrain_val_loss_en": summary["val_loss"],
+            "adapt_val_loss_de": report["val_loss"], "adapt_loss_auc": report["loss_auc"],
+            "adapt_final_loss": report["final_loss"], "points": curve(ada / "run", "loss")}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default="experiments/out/gaff")
@@ -48,6 +62,7 @@ def main() -> None:
     p.add_argument("--pretrain", type=int, default=600)
     p.add_argument("--k", type=int, default=60, help="updates between embedding resets")
     p.add_argument("--adapt", type=int, default=300)
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")
     p.add_argument("--german", default=str(SHARED / "german" / "grimm-1.txt"))
     args = p.parse_args()
     started = time.perf_counter()
@@ -61,19 +76,11 @@ def main() -> None:
     TokenStore.open(german)
     arms = {"standard": None, "active-forgetting": args.k}
     rows, curves = {arm: [] for arm in arms}, {arm: [] for arm in arms}
-    for seed in range(args.seeds):
-        for arm, k in arms.items():
-            pre = out / arm / f"seed{seed}" / "pretrain"
-            summary = run_recipe(pretrain_recipe(english, seed, args.pretrain, k), pre)
-            ada = out / arm / f"seed{seed}" / "adapt"
-            report = adapt(pre, ada, store=str(german), duration=f"{args.adapt} steps", seed=seed,
-                           overrides=["train.log_every=10", "eval.every=0", "checkpoint.every=0"],
-                           resume=(ada / "run" / "checkpoints").exists())
-            points = curve(ada / "run", "loss")
-            curves[arm].append(points)
-            rows[arm].append({"seed": seed, "pretrain_val_loss_en": summary["val_loss"],
-                              "adapt_val_loss_de": report["val_loss"], "adapt_loss_auc": report["loss_auc"],
-                              "adapt_final_loss": report["final_loss"], "points": points})
+    units = [(english, german, out, arm, k, seed, args.pretrain, args.adapt)
+             for seed in range(args.seeds) for arm, k in arms.items()]
+    for (_, _, _, arm, *_), row in zip(units, parallel_map(pretrain_and_adapt, units, args.jobs)):
+        curves[arm].append(row["points"])
+        rows[arm].append(row)
     # Target: the loss the standard models reach on average at the end of adaptation, +2%.
     target = 1.02 * mean_std([r["adapt_final_loss"] for r in rows["standard"]])["mean"]
     results = {}
