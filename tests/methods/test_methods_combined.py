@@ -1,4 +1,5 @@
-"""Methods combine: sleep + forget in one run resumes bitwise, and a conflicting pair is refused."""
+"""Methods combine: sleep + forget and sleep + distill in one run resume bitwise, and a conflicting pair
+is refused."""
 
 import pytest
 
@@ -30,6 +31,28 @@ def test_sleep_and_forget_together_resume_bitwise(tiny_recipe, tmp_path, scripte
     for side in (lambda s: s < 10, lambda s: s > 10):
         kinds = {e for s, e in events(tmp_path / "resumed") if side(s)}
         assert {"reinit", "rollback", "rebuild_model"} <= kinds, kinds
+
+
+def test_sleep_and_distill_together_resume_bitwise(tiny_recipe, tmp_path, scripted_by_step, resumes_exactly,
+                                                  teacher_runs):
+    # Deep sleeps rebuild the student, never the teachers; the top-k cache is written on both sides
+    # of the resume point and the distillation logs continue their window across it.
+    methods = [{"sleep": {"episode": "4 steps", "patience": 2}},
+               {"distill": {"teachers": [str(t) for t in teacher_runs], "alpha": 0.5, "temperature": 2.0,
+                            "cache": {"top_k": 16}}}]
+    recipe = load_recipe(str(tiny_recipe(methods=methods)), ["checkpoint.every=0", "train.duration=20"])
+    resumes_exactly(recipe, stop_at=10)
+
+    def events(run_dir):
+        return [(r["step"], r["event"]) for r in read_metrics(run_dir / "metrics.jsonl") if r.get("event") in EVENTS]
+
+    def distill_logs(run_dir):
+        return [(r["step"], r["distill_ce"], r["distill_kl"]) for r in read_metrics(run_dir / "metrics.jsonl")
+                if "distill_kl" in r]
+    assert events(tmp_path / "straight") == events(tmp_path / "resumed")
+    assert {"rollback", "rebuild_model"} <= {e for s, e in events(tmp_path / "resumed") if s > 10}
+    assert distill_logs(tmp_path / "straight") == distill_logs(tmp_path / "resumed")
+    assert len(list((tmp_path / "resumed" / "distill-cache").glob("*/step-*.safetensors"))) == 20
 
 
 def test_cyclic_forget_beside_sleep_is_refused(capsys, tiny_recipe, tmp_path):

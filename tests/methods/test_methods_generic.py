@@ -1,7 +1,8 @@
 """Generic tests over every registered method (plus a probe that exercises every event).
 
 Each method must train -> checkpoint -> resume -> identical result, alone; a method that breaks
-resumption cannot land.
+resumption cannot land. A method that needs options to run at all (distill: teachers) takes its
+example options from tests/methods/conftest.py.
 """
 
 from dataclasses import dataclass
@@ -71,6 +72,6 @@ def test_a_method_loss_term_changes_training(tiny_recipe, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(registered()))
-def test_method_resumes_exactly(name, tiny_recipe, resumes_exactly):
-    recipe = load_recipe(str(tiny_recipe(methods=[name])), ["checkpoint.every=0"])
+def test_method_resumes_exactly(name, tiny_recipe, resumes_exactly, method_entry):
+    recipe = load_recipe(str(tiny_recipe(methods=[method_entry(name)])), ["checkpoint.every=0"])
     resumes_exactly(recipe, stop_at=17)

@@ -1,10 +1,15 @@
 """`tinylm eval RUN_OR_CHECKPOINT [--blimp DIR] [--hellaswag FILE] [--val STORE] [--limit N] [--json]`
+`tinylm eval --ensemble RUN1 RUN2 [...] [same options]`
 
 Scores a run's latest checkpoint (or any checkpoint, or a transformers model directory) exactly as
 the reference pipelines do: BLiMP (log-probability of each sentence after the start token;
 pseudo-log-likelihood for encoders), HellaSwag (acc and acc_norm, as lm-evaluation-harness), and
 validation loss on the training loop's own seeded windows. Results go to RUN/eval/<name>.json,
 headline numbers into RUN/summary.json, and a table (or --json) to the terminal.
+
+`--ensemble` evaluates a direct ensemble (BabyLlama-2): the members' logits are averaged, then
+softmaxed, for every task; members must share a tokenizer. Validation windows follow the first
+member's run recipe. An ensemble belongs to no run, so results are written only with --out.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("eval", help="BLiMP, HellaSwag and validation loss of a run or checkpoint",
                        description=__doc__)
-    p.add_argument("model", metavar="RUN_OR_CHECKPOINT",
+    p.add_argument("model", metavar="RUN_OR_CHECKPOINT", nargs="?",
                    help="a run directory, a checkpoint directory, or a transformers model directory")
+    p.add_argument("--ensemble", nargs="+", metavar="MODEL",
+                   help="evaluate the mean-logit ensemble of these models (runs, checkpoints or transformers "
+                        "directories with one tokenizer) instead of one model")
     p.add_argument("--blimp", action="append", default=[], metavar="DIR",
                    help="BLiMP-style JSONL directory or file (repeatable), e.g. ../shared/data/blimp")
     p.add_argument("--hellaswag", metavar="FILE", help="HellaSwag JSONL or 6-lines-per-item text file")
@@ -69,6 +77,14 @@ class _Progress:
 def _check_args(args) -> None:
     from tinylm.errors import UserError
 
+    if args.ensemble and args.model:
+        raise UserError(f"give one model or --ensemble MODEL1 MODEL2 ..., not both: put {args.model} after "
+                        "--ensemble to make it a member")
+    if not args.ensemble and not args.model:
+        raise UserError("no model: give RUN_OR_CHECKPOINT, or --ensemble MODEL1 MODEL2 ...")
+    if args.ensemble and len(args.ensemble) < 2:
+        raise UserError(f"--ensemble {args.ensemble[0]} has one member: name two or more models, or evaluate it "
+                        f"alone with `tinylm eval {args.ensemble[0]}`")
     if not (args.blimp or args.hellaswag or args.val):
         raise UserError("nothing to evaluate: give --blimp DIR, --hellaswag FILE and/or --val STORE")
     for flag, value in (("--limit", args.limit), ("--batch-tokens", args.batch_tokens),
@@ -95,6 +111,7 @@ def _names(paths: list[str]) -> list[str]:
 
 def run(args) -> int:
     from tinylm.eval import report
+    from tinylm.eval.ensemble import ensemble_of, load_members
     from tinylm.eval.hf_import import load_any, special_ids_for
     from tinylm.eval.minimal_pairs import evaluate_minimal_pairs, limit_per_paradigm, read_minimal_pairs
     from tinylm.eval.multiple_choice import evaluate_hellaswag, read_hellaswag
@@ -115,12 +132,18 @@ def run(args) -> int:
         from tinylm.data import TokenStore
         TokenStore.open(args.val)
 
-    loaded = load_any(args.model, device=str(device))
-    model, tokenizer = loaded.model.eval(), loaded.tokenizer
+    if args.ensemble:
+        members = load_members(args.ensemble, device=str(device), who="ensemble member")
+        loaded, model = members[0], ensemble_of(members)  # the first member speaks for the tokenizer and recipe
+    else:
+        members = [load_any(args.model, device=str(device))]
+        loaded = members[0]
+        model = loaded.model.eval()
+    tokenizer = loaded.tokenizer
     specials = special_ids_for(loaded)
     progress = _Progress(enabled=not args.quiet and not args.json)
-    scorer = Scorer.for_model(model, precision=args.precision, batch_tokens=args.batch_tokens, compile=args.compile,
-                              pad_id=int(specials.get("pad", 0)), progress=progress)
+    scorer = Scorer.for_models([m.model for m in members], precision=args.precision, batch_tokens=args.batch_tokens,
+                               compile=args.compile, pad_id=int(specials.get("pad", 0)), progress=progress)
     recipe = None
     if loaded.run_dir is not None and (Path(loaded.run_dir) / "config.yaml").is_file():
         from tinylm.train.build import recipe_for_run
@@ -145,8 +168,12 @@ def run(args) -> int:
     finally:
         progress.close()
 
-    info = _model_info(loaded)
-    target, summary_path = report.results_target(loaded, args.out)
+    if args.ensemble:
+        info = _ensemble_info(members)
+        target, summary_path = (Path(args.out).expanduser() if args.out else None), None
+    else:
+        info = _model_info(loaded)
+        target, summary_path = report.results_target(loaded, args.out)
     written, headline = [], {}
     for task, name, r in results:
         r["model"] = info
@@ -161,13 +188,18 @@ def run(args) -> int:
         print(json.dumps({"model": info, "headline": headline, "results": {name: r for _, name, r in results},
                           "written": written}, indent=1))
         return 0
-    line = f"model {info['path']} ({info['flavour']}, {info['parameters'] / 1e6:.1f}M parameters" + \
-           (f", step {info['step']})" if info.get("step") is not None else ")")
+    if args.ensemble:
+        line = (f"ensemble of {len(members)} (mean logits, {info['parameters'] / 1e6:.1f}M parameters): "
+                + ", ".join(m["path"] for m in info["members"]))
+    else:
+        line = f"model {info['path']} ({info['flavour']}, {info['parameters'] / 1e6:.1f}M parameters" + \
+               (f", step {info['step']})" if info.get("step") is not None else ")")
     print(report.format_results(line, results, paradigms=args.paradigms))
     if written:
         print("written: " + ", ".join(written))
     else:
-        print("(not written anywhere: the model is not in a run; pass --out DIR to keep the results)")
+        print("(not written anywhere: " + ("an ensemble" if args.ensemble else "the model") +
+              " is not in a run; pass --out DIR to keep the results)")
     return 0
 
 
@@ -180,3 +212,12 @@ def _model_info(loaded) -> dict:
     return {"path": str(loaded.checkpoint), "run": str(loaded.run_dir) if loaded.run_dir else None,
             "step": int(m.group(1)) if m else None, "flavour": cfg.flavour, "kind": cfg.kind,
             "parameters": sum(p.numel() for p in loaded.model.parameters()), "tokenizer": loaded.tokenizer_name}
+
+
+def _ensemble_info(members) -> dict:
+    """The report's model entry for a direct ensemble: each member, and what they share."""
+    infos = [_model_info(m) for m in members]
+    return {"ensemble": "mean logits", "members": infos,
+            "path": "ensemble(" + ", ".join(i["path"] for i in infos) + ")", "run": None, "step": None,
+            "flavour": "+".join(sorted({i["flavour"] for i in infos})), "kind": infos[0]["kind"],
+            "parameters": sum(i["parameters"] for i in infos), "tokenizer": infos[0]["tokenizer"]}

@@ -14,6 +14,7 @@ _EXPORTS = {
     "Scorer": "tinylm.eval.scoring",
     "ModelLogits": "tinylm.eval.scoring",
     "EnsembleLogits": "tinylm.eval.scoring",
+    "MeanLogits": "tinylm.eval.ensemble",
     "MinimalPair": "tinylm.eval.minimal_pairs",
     "read_minimal_pairs": "tinylm.eval.minimal_pairs",
     "limit_per_paradigm": "tinylm.eval.minimal_pairs",

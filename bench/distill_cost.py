@@ -1,0 +1,131 @@
+"""What distillation costs: a student's training step alone, with 1 and 2 online teachers of its own
+size, and with 2 teachers read from distill's top-k cache (first pass writing it, second reading it).
+
+The prediction is the FLOPs ratio: each teacher's forward (2 x matmul parameters + attention, per
+`tinylm.compute.forward_flops_per_token`) over the student's training step (6 x + attention,
+`flops_per_token`), about 1/3 per same-size teacher. The measured overhead also pays for the KL
+(two log-softmaxes over the vocabulary), which FLOPs counts leave out. Configurations alternate
+round by round in one process, so machine noise hits them alike; the median step time is reported.
+The teachers are in-memory models (distill's loss path and cache exactly as in training; only the
+loading from run directories is skipped). Prints JSON.
+
+    OMP_NUM_THREADS=1 python bench/distill_cost.py [--spec L4-4-128x4] [--vocab 8000] [--batch 8] [--seq 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def make_run(spec: str, vocab: int, batch: int, seq: int, methods: list, seed: int = 0):
+    from tinylm.models import build_model, resolve_model_config
+    from tinylm.train.recipe import recipe_from_dict
+    from tinylm.train.run import Run
+
+    recipe = recipe_from_dict({"data": {"store": "synthetic", "seq_len": seq}, "model": {"name": spec},
+                               "train": {"batch_size": batch, "lr": 1e-4, "duration": 10**9}})
+    torch.manual_seed(seed)
+    model = build_model(resolve_model_config(spec, vocab_size=vocab, max_seq_len=seq))
+
+    class Batches:  # a pure function of the position, like the real samplers
+        position = 0
+
+        def next_batch(self):
+            g = torch.Generator().manual_seed(self.position)
+            self.position += 1
+            w = torch.randint(vocab, (batch, seq + 1), generator=g)
+            return {"input_ids": w[:, :-1], "labels": w[:, 1:]}
+
+    return Run(recipe, model, Batches(), [], torch.device("cpu"), 10**9, methods)
+
+
+def distill_method(teachers: list, cache_dir: Path | None, top_k: int):
+    from tinylm.compute import forward_flops_per_token
+    from tinylm.eval.ensemble import MeanLogits
+    from tinylm.methods import build_methods
+    from tinylm.methods.teacher_cache import TeacherCache
+
+    options = {"teachers": ["in-memory"], **({"cache": {"top_k": top_k}} if cache_dir else {})}
+    method = build_methods([{"distill": options}])[0]
+    method.teacher = MeanLogits(teachers).eval().requires_grad_(False)
+    method.teacher_flops_per_token = sum(forward_flops_per_token(t, t.config.max_seq_len) for t in teachers)
+    if cache_dir is not None:
+        method.cache = TeacherCache(cache_dir, {"top_k": top_k, "bench": True}, torch.device("cpu"))
+    return method
+
+
+def main() -> None:
+    from tinylm.compute import flops_per_token, forward_flops_per_token
+    from tinylm.train.loop import train_step
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--spec", default="L4-4-128x4")
+    p.add_argument("--vocab", type=int, default=8000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--top-k", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=4, help="steps per configuration per round")
+    a = p.parse_args()
+
+    teachers = [make_run(a.spec, a.vocab, a.batch, a.seq, [], seed=s).model.eval() for s in (1, 2)]
+    tmp = Path(tempfile.mkdtemp(prefix="distill-cost-"))
+    configs = {
+        "student": [],
+        "1_teacher": [distill_method(teachers[:1], None, a.top_k)],
+        "2_teachers": [distill_method(teachers, None, a.top_k)],
+        "2_teachers_cache_write": [distill_method(teachers, tmp, a.top_k)],
+        "2_teachers_cache_read": [distill_method(teachers, tmp, a.top_k)],  # same steps, right after the write
+    }
+    runs = {name: make_run(a.spec, a.vocab, a.batch, a.seq, methods) for name, methods in configs.items()}
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(a.rounds + 1):  # round 0 warms up
+        for name, run in runs.items():
+            t = time.perf_counter()
+            for _ in range(a.steps):
+                train_step(run, scaler)
+            if round_:
+                times[name].append((time.perf_counter() - t) / a.steps)
+    step_s = {name: statistics.median(v) for name, v in times.items()}
+    student = runs["student"].model
+    train_flops = flops_per_token(student, a.seq)
+    teacher_fwd = forward_flops_per_token(teachers[0], a.seq)
+    hits = {name: configs[name][0].cache.take_counts() for name in ("2_teachers_cache_write", "2_teachers_cache_read")}
+    cache_bytes = sum(f.stat().st_size for f in tmp.rglob("step-*.safetensors"))
+    cache_steps = len(list(tmp.rglob("step-*.safetensors")))
+    shutil.rmtree(tmp, ignore_errors=True)
+    out = {
+        "model": {"spec": a.spec, "vocab": a.vocab, "batch": a.batch, "seq": a.seq,
+                  "parameters": sum(p.numel() for p in student.parameters())},
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "rounds": a.rounds, "steps_per_round": a.steps,
+        "step_s": {k: round(v, 4) for k, v in step_s.items()},
+        "flops_per_token": {"student_train_step": train_flops, "teacher_forward": teacher_fwd},
+        "teacher_forward_over_student_step": {"1": round(teacher_fwd / train_flops, 4),
+                                              "2": round(2 * teacher_fwd / train_flops, 4)},
+        "overhead_over_student": {
+            "predicted_flops": {"1_teacher": round(teacher_fwd / train_flops, 4),
+                                "2_teachers": round(2 * teacher_fwd / train_flops, 4),
+                                "2_teachers_cache_read": 0.0},
+            "measured": {k: round(v / step_s["student"] - 1, 4) for k, v in step_s.items() if k != "student"},
+        },
+        "cache": {"top_k": a.top_k, "mb_per_step": round(cache_bytes / max(1, cache_steps) / 2**20, 3),
+                  "read_hits_misses": hits["2_teachers_cache_read"],
+                  "write_hits_misses": hits["2_teachers_cache_write"]},
+        "note": "shared 2-core machine, other jobs running: timings are noisy; compare ratios, not absolute times",
+    }
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
