@@ -1,10 +1,17 @@
 """`tinylm sweep RECIPE --out DIR [--target-heads 120] [--band 0.1] [--layers 4:48] [--width 672]
 [--head-dim 64:288[:32]] [--kv-divides] [--trials N] [--budget "2k steps"] [--storage URL] [--seed N]
 [--set key=value ...]`
+`tinylm sweep RECIPE --space SPACE.yaml --out DIR [--trials 20] [--budget ...] [--pruner hyperband|none]
+[--stability N] [--storage URL] [--seed N] [--set key=value ...]`
 
-FORGETTER's structure search: every structure whose total query heads lie within the band around
-the target, trained for a short budget and ranked by validation loss. Re-running the same command
-resumes the study (finished trials are kept; an interrupted one continues from its checkpoint).
+Without --space: FORGETTER's structure search, every structure whose total query heads lie within
+the band around the target, trained for a short budget and ranked by validation loss.
+With --space: a hyperparameter search (BabyLlama-2's), recipe keys -> distributions in a YAML file
+(`train.lr: {low: 1e-4, high: 3e-3, log: true}`, `train.batch_size: [8, 16, 32]`), TPE proposing and
+Hyperband stopping poor trials at their evals; writes OUT/best-recipe.yaml. --stability N then
+re-trains the best config and the base recipe with N new seeds and says whether the edge survives.
+Re-running the same command resumes the study (finished trials are kept; an interrupted one
+continues from its checkpoint).
 """
 
 from __future__ import annotations
@@ -14,25 +21,31 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sweep", help="search model structures around a total of query heads (FORGETTER's 120-rule)",
+    p = sub.add_parser("sweep", help="search model structures (FORGETTER's 120-rule) or hyperparameters (--space)",
                        description=__doc__)
     p.add_argument("recipe", help="path to a recipe YAML, or a bundled recipe name")
-    p.add_argument("--out", required=True, help="sweep directory: study.db, trials/, ranking.json, heads-vs-layers.png")
-    p.add_argument("--target-heads", type=int, default=120, help="total query heads to aim at (default 120)")
-    p.add_argument("--band", type=float, default=0.1, help="allowed relative deviation of the total (default 0.1)")
-    p.add_argument("--layers", default="4:48", help="layer counts: FIRST:LAST[:STEP] or a comma list (default 4:48)")
-    p.add_argument("--width", default="672",
-                   help="width target(s), each rounded to a multiple of the heads (default 672)")
-    p.add_argument("--head-dim", default="64:288",
-                   help="head dims: FIRST:LAST[:STEP], step 32 unless given (default 64:288)")
+    p.add_argument("--out", required=True,
+                   help="sweep directory: study.db, trials/, ranking.json, heads-vs-layers.png or best-recipe.yaml")
+    p.add_argument("--space", metavar="YAML", help="search these hyperparameters instead of structures")
+    p.add_argument("--pruner", choices=("hyperband", "none"), default="hyperband",
+                   help="with --space: stop poor trials at their evals (default hyperband; needs eval.every)")
+    p.add_argument("--stability", type=int, metavar="N",
+                   help="with --space: re-train the best config and the base recipe with N new seeds")
+    p.add_argument("--force", action="store_true", help="with --stability: continue seed runs whose recipe changed")
+    for flag, default, text in STRUCTURE_OPTIONS:
+        p.add_argument(flag, default=None, help=f"{text} (default {default})",
+                       **({"type": int} if flag in ("--target-heads", "--ffn-mult") else
+                          {"type": float} if flag == "--band" else {}))
     p.add_argument("--kv-divides", action="store_true",
                    help="try every kv-head count that divides the query heads (default: kv = heads)")
-    p.add_argument("--ffn-mult", type=int, default=4, help="FFN width as a multiple of the width (default 4)")
-    p.add_argument("--trials", type=int, help="trials in the study in all (default: every candidate)")
+    p.add_argument("--trials", type=int,
+                   help="trials in the study in all (default: every candidate; 20 with --space)")
     p.add_argument("--budget", help="training duration of each trial, e.g. '2k steps' (default: the recipe's)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db; postgresql://... to share)")
-    p.add_argument("--study", help="study name inside the storage (default: <recipe name>-structures)")
-    p.add_argument("--seed", type=int, default=0, help="orders the candidates (the init seed stays the recipe's)")
+    p.add_argument("--study",
+                   help="study name inside the storage (default: <recipe name>-structures, -hparams with --space)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="orders the candidates / seeds the TPE sampler (every trial keeps the recipe's seeds)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key for every trial (repeatable)")
     p.add_argument("--list", action="store_true", help="print the candidate structures and exit")
@@ -41,17 +54,43 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+# Options of the structure search alone: (flag, default, help).
+STRUCTURE_OPTIONS = (("--target-heads", 120, "total query heads to aim at"),
+                     ("--band", 0.1, "allowed relative deviation of the total"),
+                     ("--layers", "4:48", "layer counts: FIRST:LAST[:STEP] or a comma list"),
+                     ("--width", "672", "width target(s), each rounded to a multiple of the heads"),
+                     ("--head-dim", "64:288", "head dims: FIRST:LAST[:STEP], step 32 unless given"),
+                     ("--ffn-mult", 4, "FFN width as a multiple of the width"))
+
+
 def run(args) -> int:
     from tinylm.errors import UserError
     from tinylm.sweep.structures import StructureSpace, parse_int_range
     from tinylm.train.duration import parse_duration
     from tinylm.train.recipe import load_recipe
 
-    space = StructureSpace(target_heads=args.target_heads, band=args.band,
-                           layers=parse_int_range(args.layers, "--layers"),
-                           widths=parse_int_range(args.width, "--width"),
-                           head_dims=parse_int_range(args.head_dim, "--head-dim", step=32),
-                           kv_divides=args.kv_divides, ffn_mult=args.ffn_mult)
+    given = [flag for flag, _, _ in STRUCTURE_OPTIONS if getattr(args, _dest(flag)) is not None]
+    given += ["--kv-divides"] if args.kv_divides else []
+    given += ["--list"] if args.list else []
+    if args.space:
+        if given:
+            raise UserError(f"{given[0]} is an option of the structure search: leave it out with --space "
+                            "(search model keys such as model.dropout in the space file)")
+        from tinylm.cli.sweep_hparams import run_hparams
+        return run_hparams(args)
+    for flag in ("--stability", "--force"):
+        if getattr(args, _dest(flag)) not in (None, False):
+            raise UserError(f"{flag} goes with a hyperparameter sweep: add --space SPACE.yaml")
+    if args.pruner != "hyperband":
+        raise UserError("--pruner goes with a hyperparameter sweep (--space); the structure search trains every "
+                        "candidate to its budget")
+    opt = {flag: default if getattr(args, _dest(flag)) is None else getattr(args, _dest(flag))
+           for flag, default, _ in STRUCTURE_OPTIONS}
+    space = StructureSpace(target_heads=opt["--target-heads"], band=opt["--band"],
+                           layers=parse_int_range(opt["--layers"], "--layers"),
+                           widths=parse_int_range(opt["--width"], "--width"),
+                           head_dims=parse_int_range(opt["--head-dim"], "--head-dim", step=32),
+                           kv_divides=args.kv_divides, ffn_mult=opt["--ffn-mult"])
     candidates = space.candidates()
     overrides = list(args.overrides)
     if args.budget:
@@ -95,6 +134,10 @@ def run(args) -> int:
     return 0
 
 
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
 class _Progress:
     """A line per trial; a training bar on a terminal (the train command's)."""
 
@@ -113,7 +156,11 @@ class _Progress:
             value = row.get("val_loss")
             what = f"val loss {value:.4f} in {row.get('wall_s') or 0:.0f} s" if value is not None else \
                 f"failed: {row.get('error', row['state'])}"
-            print(f"trial {row['trial']}: {row.get('spec', '')} {what}", file=sys.stderr, flush=True)
+            if row["state"] == "pruned":
+                what = f"pruned at step {row.get('pruned_at')}" + (f" (val loss {value:.4f})" if value else "")
+            label = row.get("spec") or " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                 for k, v in row.get("params", {}).items())
+            print(f"trial {row['trial']}: {label} {what}", file=sys.stderr, flush=True)
 
 
 def _list(candidates, recipe) -> int:

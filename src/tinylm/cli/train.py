@@ -1,4 +1,11 @@
-"""`tinylm train RECIPE --out DIR [--set key=value ...] [--resume] [--force]`"""
+"""`tinylm train RECIPE --out DIR [--set key=value ...] [--resume] [--force] [--seeds N|A,B,C]`
+
+With --seeds, the recipe is trained once per seed into OUT/seed{N}/ and OUT/seeds-summary.json
+gets each seed's final and best validation loss with their mean ± sample std. Each seed sets both
+train.seed (initial weights, dropout) and data.seed (data order) to N; pin one with --set (e.g.
+--set data.seed=0) to vary only the other. The validation windows (eval.seed) are the same for all.
+Running the same command again continues: finished seeds are skipped, an interrupted one resumes.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--force", action="store_true", help="resume even though the recipe changed")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--seeds", metavar="N|A,B,C",
+                   help="train once per seed into OUT/seed{N}/: a count (5 = seeds 0..4) or a list (3,7,11); "
+                        "sets train.seed and data.seed to N unless one is fixed with --set; re-run to continue")
     p.set_defaults(func=run)
 
 
@@ -26,6 +36,8 @@ def run(args) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
+    if args.seeds is not None:
+        return _seeds(args, recipe, out)
     progress = TrainingProgress(enabled=not args.quiet)
     try:
         summary = execute(recipe, out, resume=args.resume, force=args.force, on_start=progress.start,
@@ -43,3 +55,51 @@ def run(args) -> int:
           f"val loss {val:.4f}" if val is not None else f"run {out}: {summary['steps']} steps")
     print(f"metrics: {out / 'metrics.jsonl'}  summary: {out / 'summary.json'}")
     return 0
+
+
+def _seeds(args, recipe, out: Path) -> int:
+    """One run per seed, then the one-screen table of seeds-summary.json."""
+    import sys
+
+    from tinylm.cli.progress import TrainingProgress
+    from tinylm.runs.seeds import SUMMARY, parse_seeds, pinned_seed_keys, train_seeds
+
+    seeds = parse_seeds(args.seeds)
+    pinned = pinned_seed_keys(args.overrides)
+    main = int(os.environ.get("RANK", "0")) == 0
+    progress = TrainingProgress(enabled=not args.quiet)
+
+    def on_seed(seed: int, run_dir: Path, state: str) -> None:
+        progress.close()  # each seed's run gets its own bar
+        if main and not args.quiet:
+            what = {"done": "finished, skipped", "resume": "resuming", "new": "training"}[state]
+            print(f"seed {seed} ({seeds.index(seed) + 1}/{len(seeds)}): {what} {run_dir}", file=sys.stderr, flush=True)
+    try:
+        result = train_seeds(recipe.to_dict(), out, seeds, pinned=pinned, force=args.force, on_seed=on_seed,
+                             on_start=progress.start, on_step=progress.step, write=main)
+    finally:
+        progress.close()
+    if not main:
+        return 130 if result.interrupted else 0
+    print_seeds_table(result.summary)
+    print(f"summary: {out / SUMMARY}")
+    if result.interrupted:
+        print(f"interrupted; continue with the same command (tinylm train {args.recipe} --out {out} --seeds "
+              f"{args.seeds} ...)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def print_seeds_table(summary: dict) -> None:
+    from tinylm.runs.stats import mean_pm
+
+    varied = " and ".join(summary["varied"]) or "nothing (both seeds pinned)"
+    print(f"{summary['recipe']}: {len(summary['seeds'])} seeds, varying {varied}")
+    print(f"{'seed':>6} {'init':>5} {'data':>5} {'steps':>7} {'final val':>10} {'best val':>10}")
+    for r in summary["runs"]:
+        fin = f"{r['val_loss']:>10.4f}" if r.get("val_loss") is not None else f"{'-':>10}"
+        best = f"{r['best_val_loss']:>10.4f}" if r.get("best_val_loss") is not None else f"{'-':>10}"
+        print(f"{r['seed']:>6} {r['init_seed']:>5} {r['data_seed']:>5} {r.get('steps') or 0:>7} {fin} {best}"
+              + ("" if r["complete"] else "  (interrupted)"))
+    print(f"final val loss {mean_pm(summary['val_loss'])}   best val loss {mean_pm(summary['best_val_loss'])}"
+          "   (mean ± sample std)")

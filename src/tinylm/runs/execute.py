@@ -43,14 +43,18 @@ def stop_on_interrupt(run):
 
 
 def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = False, on_start=None,
-            on_step=None) -> dict:
-    """Train `recipe` into `out_dir`; returns the summary (also written to summary.json)."""
+            on_step=None, on_eval=None) -> dict:
+    """Train `recipe` into `out_dir`; returns the summary (also written to summary.json).
+
+    `on_start(run)`, `on_step(run, record)` and `on_eval(run, metrics)` let a caller watch (progress
+    bars) or steer (a sweep's pruner ends a poor trial with `run.finish`) without a recipe method.
+    """
     started = time.time()
     run = build_run(recipe, out_dir, resume=resume, force=force)
     if on_start:
         on_start(run)
     with stop_on_interrupt(run):
-        last = train(run, on_step=on_step) if run.step < run.total_steps else _finished(out_dir)
+        last = train(run, on_step=on_step, on_eval=on_eval) if run.step < run.total_steps else _finished(out_dir)
     summary = {
         "name": recipe.name, "out_dir": str(out_dir), "complete": run.step >= run.total_steps,
         "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, "flops": run.flops,

@@ -12,6 +12,10 @@ study's total, so re-running the same command only runs what is missing. A trial
 by a user error, or by a dead process (a pid gone on this host, or a heartbeat silent on another)
 is retried with the same parameters in the same run directory, resuming from its checkpoint.
 A trial that raised a real error stays failed and counts as done, so it is not retried forever.
+
+With a `pruner` (the hyperparameter search's Hyperband), each trial reports its validation loss at
+every eval of the loop; when the pruner says so the run ends cleanly (`run.finish`: final eval,
+checkpoint, summary) and the trial is marked pruned, which counts as done like a failure.
 """
 
 from __future__ import annotations
@@ -53,13 +57,14 @@ class StudyResult:
     study_name: str
     ranking: list[dict]                              # complete trials, best first
     failed: list[dict] = field(default_factory=list)
+    pruned: list[dict] = field(default_factory=list)  # stopped early by the pruner (value: last report)
     running: int = 0                                 # still running elsewhere (or stale, retried later)
     executed: int = 0                                # trials this call trained (resumed ones included)
     interrupted: bool = False
 
 
 def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None,
-               fingerprint: dict | None = None) -> optuna.Study:
+               fingerprint: dict | None = None, pruner=None) -> optuna.Study:
     """Create or load the study; refuse to join one started with a different recipe or space."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna narrates every trial at INFO
     out_dir = Path(out_dir)
@@ -73,7 +78,7 @@ def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             rdb = optuna.storages.RDBStorage(storage, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
                                              grace_period=3 * HEARTBEAT_S)
-        study = optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler,
+        study = optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler, pruner=pruner,
                                     direction="minimize", load_if_exists=True)
     except Exception as e:  # sqlalchemy's errors, a missing driver, a bad URL: all the user's to fix
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -81,6 +86,9 @@ def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None
                         "sqlite:///PATH.db or postgresql://USER:PASS@HOST/DB with its driver installed") from None
     for key, value in (fingerprint or {}).items():
         saved = study.user_attrs.get(key)
+        if key == "recipe" and isinstance(saved, dict):  # keys added to tinylm since, at their defaults
+            with contextlib.suppress(UserError):
+                saved = recipe_from_dict(saved).to_dict()
         if saved is None:
             study.set_user_attr(key, value)
         elif saved != value:
@@ -91,7 +99,7 @@ def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None
 
 
 def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage: str | None = None,
-              study_name: str = "sweep", seed: int = 0, sampler=None,
+              study_name: str = "sweep", seed: int = 0, sampler=None, pruner=None,
               label: Callable[[list], str] | None = None, fingerprint: dict | None = None,
               on_trial_start: Callable[[int, Path], None] | None = None,
               on_trial_end: Callable[[dict], None] | None = None, on_start=None, on_step=None) -> StudyResult:
@@ -102,14 +110,15 @@ def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage
 
     `base` is a recipe as a dict (`Recipe.to_dict()`); `space(trial)` returns overrides for it;
     `label(overrides)` names the trial directory; the default sampler is a seeded TPE, which suits
-    continuous hyperparameters. `on_start`/`on_step` go to `execute` (progress bars).
+    continuous hyperparameters. `on_start`/`on_step` go to `execute` (progress bars). Without a
+    `pruner` every trial trains to the end (the structure search: each candidate gets its budget).
     """
     out_dir = Path(out_dir)
     # A recipe mistake or a missing token store ends here, before any study or trial exists
     # (`sources:` recipes are prepared into the cache now, once, rather than by the first trial).
     open_store(recipe_from_dict(base), World())
     sampler = sampler or optuna.samplers.TPESampler(seed=seed)
-    study = open_study(out_dir, storage, study_name, sampler, {"recipe": base, **(fingerprint or {})})
+    study = open_study(out_dir, storage, study_name, sampler, {"recipe": base, **(fingerprint or {})}, pruner)
     result = StudyResult(study_name, [])
     current: dict = {}  # the number of the trial this process is running
 
@@ -133,9 +142,10 @@ def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage
         if on_trial_start:
             on_trial_start(trial.number, run_dir)
         result.executed += 1
+        report = _Reporter(trial) if pruner is not None else None
         try:
             summary = execute(recipe, run_dir, resume=(run_dir / "config.yaml").exists(), on_start=on_start,
-                              on_step=on_step)
+                              on_step=on_step, on_eval=report)
         except (UserError, KeyboardInterrupt):
             raise  # the trial stays retryable (no "error" attribute)
         except Exception as e:
@@ -146,6 +156,9 @@ def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage
         if not summary["complete"]:
             trial.set_user_attr("interrupted", True)
             raise KeyboardInterrupt
+        if report is not None and report.pruned_at is not None:
+            trial.set_user_attr("pruned_at", report.pruned_at)
+            raise optuna.TrialPruned(f"pruned at step {report.pruned_at}")
         value = summary.get("val_loss")
         if value is None or not math.isfinite(value):
             trial.set_user_attr("error", f"validation loss is {value}: the run diverged")
@@ -171,8 +184,25 @@ def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage
         result.interrupted = True
     finally:
         result.ranking, result.failed, result.running = ranking(study)
+        result.pruned = pruned_trials(study)
         write_ranking(out_dir / "ranking.json", result)
     return result
+
+
+class _Reporter:
+    """The loop's `on_eval` hook: report each validation loss to the trial; end a pruned run cleanly."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial, self.pruned_at = trial, None
+
+    def __call__(self, run, metrics: dict) -> None:
+        value = metrics.get("val_loss")
+        if self.pruned_at is not None or value is None or not math.isfinite(value) or run.step >= run.total_steps:
+            return  # the final eval is the trial's value, not an intermediate one
+        self.trial.report(float(value), run.step)
+        if self.trial.should_prune():
+            self.pruned_at = run.step
+            run.finish(f"pruned by the sweep at step {run.step} (val loss {value:.4f})")
 
 
 def trial_row(t) -> dict:
@@ -196,10 +226,16 @@ def ranking(study: optuna.Study) -> tuple[list[dict], list[dict], int]:
     return rows, failed, sum(t.state == TrialState.RUNNING for t in trials)
 
 
+def pruned_trials(study: optuna.Study) -> list[dict]:
+    """Trials the pruner stopped, lowest last-reported validation loss first."""
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))]
+    return sorted(rows, key=lambda r: (r["val_loss"] is None, r["val_loss"] or 0.0, r["trial"]))
+
+
 def write_ranking(path: Path, result: StudyResult) -> None:
     data = {"study": result.study_name, "objective": "val_loss (lower is better)",
             "complete": len(result.ranking), "failed": result.failed, "running": result.running,
-            "trials": result.ranking}
+            "pruned": result.pruned, "trials": result.ranking}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
@@ -207,10 +243,11 @@ def write_ranking(path: Path, result: StudyResult) -> None:
 
 
 def _count(study) -> tuple[int, int]:
-    """(finished for good, running): complete trials and failures that will not be retried."""
+    """(finished for good, running): complete and pruned trials, and failures that will not be retried."""
     done = running = 0
     for t in study.get_trials(deepcopy=False):
-        done += t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+        done += t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and
+                                                                        "error" in t.user_attrs)
         running += t.state == TrialState.RUNNING  # WAITING ones are retries this loop will run
     return done, running
 

@@ -52,13 +52,16 @@ def open_store(recipe: Recipe, world: distributed.World):
     if data.store is not None:
         return TokenStore.open(os.path.expandvars(os.path.expanduser(data.store)))
     sources = [os.path.expandvars(os.path.expanduser(s)) for s in data.sources]
+    # The split's seed is `split_seed`, not the data-order `seed`: runs of different seeds must
+    # share one store (one validation set). The key's name stays "seed" so existing caches still hit.
     key = json.dumps({"sources": [_fingerprint(s) for s in sources],
                       "tokenizer": data.tokenizer, "docs": data.docs, "val_fraction": data.val_fraction,
-                      "seed": data.seed})
+                      "seed": data.split_seed})
     out = cache_dir() / "stores" / hashlib.sha256(key.encode()).hexdigest()[:16]
     if world.is_main and not (out / "meta.json").exists():
         log.info("preparing %s with %s into %s", ", ".join(sources), data.tokenizer, out)
-        prepare_store(sources, data.tokenizer, out, val_fraction=data.val_fraction, seed=data.seed, docs=data.docs)
+        prepare_store(sources, data.tokenizer, out, val_fraction=data.val_fraction, seed=data.split_seed,
+                      docs=data.docs)
     world.barrier()
     return TokenStore.open(out)
 
@@ -146,6 +149,10 @@ def _resolved_yaml(recipe: Recipe) -> str:
 
 def check_resume(out_dir: Path, recipe: Recipe, force: bool) -> None:
     saved = yaml.safe_load((out_dir / "config.yaml").read_text())
+    try:  # a key added to tinylm since the run started, at its default, is no difference
+        saved = recipe_from_dict(saved).to_dict()
+    except UserError:
+        pass
     differ = diff_recipes(saved, recipe.to_dict())
     if differ and not force:
         raise UserError(f"the recipe differs from the run's in {', '.join(differ)}: resume with the same recipe, "

@@ -4,6 +4,11 @@ A recipe has five sections (`data`, `model`, `train`, `eval`, `checkpoint`) and 
 Unknown keys are rejected with a did-you-mean; `--set train.lr=3e-4` overrides any key. The
 resolved recipe is written into the run directory, and resuming with a different one is refused
 unless forced (naming the keys that differ).
+
+Seeds are separate on purpose, so a study can vary one source of randomness at a time:
+`train.seed` draws the initial weights and dropout, `data.seed` the order of the training data,
+and `eval.seed` the validation windows, which stay fixed so that runs of any seed are scored on
+the same tokens (`tinylm train --seeds` varies the first two together unless one is pinned).
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ class DataSection:
     val_fraction: float = 0.05
     sampler: str = "windows"            # windows (FORGETTER) | chunks (BabyLlama) | epochs | mlm (encoders)
     seq_len: int = 128
-    seed: int = 0                       # data order; independent of the init seed
+    seed: int = 0                       # data order (the sampler's draws, MLM masks); not the init, not validation
+    split_seed: int = 0                 # `sources:` only: which documents are validation; kept apart from `seed`
+                                        # so runs of any seed validate on the same text
     mlm_probability: float = 0.15       # BERT's 15%
 
 
@@ -55,7 +62,7 @@ class TrainSection:
     precision: str = "fp32"             # fp32 | bf16 (autocast, CPU and CUDA) | fp16 (CUDA, loss scaling)
     compile: bool = False               # torch.compile the model
     device: str = "auto"                # auto | cpu | cuda | cuda:N | mps
-    seed: int = 0                       # initialisation seed
+    seed: int = 0                       # initialisation and dropout (torch's RNG); data order is data.seed
     log_every: int = 10                 # steps between metrics lines
 
 
@@ -64,7 +71,7 @@ class EvalSection:
     every: int = 0                      # steps between validation evals; 0 = only at the end
     windows: int = 32                   # fixed seeded validation windows, identical across runs
     batch_size: int = 16
-    seed: int = 1234                    # the validation windows' seed (not the run's)
+    seed: int = 1234                    # the validation windows' seed: not a run seed, so every run is scored alike
 
 
 @dataclass
@@ -183,7 +190,11 @@ def _check(r: Recipe) -> None:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """`--set train.lr=3e-4 model.name=L4-4-256x4`: values are parsed as YAML."""
+    """`--set train.lr=3e-4 model.name=L4-4-256x4`: values are parsed as YAML.
+
+    A number indexes a list (`train.betas.1=0.99`, `methods.0.sleep.episode=500`), so one element
+    can change (a hyperparameter search does this) without restating the rest.
+    """
     data = yaml.safe_load(yaml.safe_dump(data))  # deep copy
     for item in overrides or []:
         if "=" not in item:
@@ -191,11 +202,24 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
         node = data
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise UserError(f"--set {key}: `{p}` is not a section")
-        node[parts[-1]] = _yaml_value(raw)
+        for i, p in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not p.isdigit() or int(p) >= len(node):
+                    raise UserError(f"--set {key}: `{'.'.join(parts[:i]) or p}` is a list of {len(node)}: "
+                                    f"index it with 0..{len(node) - 1}")
+                p = int(p)
+                if last:
+                    node[p] = _yaml_value(raw)
+                elif isinstance(node[p], str):  # `- sleep` in a methods list: its options are empty
+                    node[p] = {node[p]: {}}
+            elif not isinstance(node, dict):
+                raise UserError(f"--set {key}: `{'.'.join(parts[:i])}` is not a section")
+            elif last:
+                node[p] = _yaml_value(raw)
+            elif node.get(p) is None:
+                node[p] = {}
+            node = None if last else node[p]
     return data
 
 
