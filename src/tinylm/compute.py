@@ -1,32 +1,106 @@
 """FLOPs accounting, so runs are compared at equal compute rather than equal steps.
 
-Per trained token (Kaplan et al. 2020; Chinchilla): 6 x the matmul parameters that train
-(forward 2, backward 4) + 2 x the frozen ones (forward only; input gradients through frozen
-layers are refined in the incremental-training issue) + attention's 6 x layers x context x width.
-Embedding lookups are not matmuls; a tied output layer is one.
+Model FLOPs per trained token, counted for the model *as it is now* (depth and trainability):
+
+* every matmul weight (block linears, the output layer — tied or not) costs 2 per parameter
+  forward (Kaplan et al. 2020; Chinchilla);
+* backward has two halves of 2 each: the weight gradient, only where the weight trains, and the
+  input gradient, only where something that trains lies *below* (earlier in the network) and so
+  needs the gradient to flow through. Frozen layers under every trainable one cost no backward at
+  all; frozen layers above a trainable one cost 2 (GROW's phase 1 with trainable embeddings pays
+  this for every frozen block). A fully trainable model comes to the familiar 6 x parameters;
+* attention scores and values: 2 x width per (query, key) pair for QK^T and as much for AV; a
+  causal query sees (ctx + 1) / 2 keys on average, so 2 x ctx x width forward per layer (4 x for
+  bidirectional encoders); the backward is twice that where gradients flow into the layer's q/k/v.
+
+Not counted: embedding lookups, norms, activations, softmax, the optimizer (all O(width) per
+token); BERT's classification pooler (not in the MLM forward). "Below" is the parameters'
+registration order, which is the forward order of every tinylm model (in a parallel-residual block
+the MLP counts as above the attention: a tiny over-count only when one of them alone is frozen).
+
+Also here: the incremental-training paper's closed form (Li et al., "On the effectiveness of
+incremental training of large language models"), equal-compute points between runs, and MFU
+(achieved model FLOPs over the device's peak).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
 from torch import nn
+
+AFTER_HEAD = ("mlm_bias", "pooler.", "classifier.")  # used after (or beside) the output matmul, never below it
+NOT_IN_LM_FORWARD = ("pooler", "classifier")          # the encoder's sequence-classification head
+
+
+def _matmuls(model: nn.Module) -> list[tuple[str, nn.Parameter, float]]:
+    """(name, weight, position) of every matmul weight in the LM forward, position = forward order."""
+    order = {n: i for i, (n, _) in enumerate(model.named_parameters())}
+    out = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and not name.startswith(NOT_IN_LM_FORWARD):
+            out.append((f"{name}.weight", module.weight, order[f"{name}.weight"]))
+    if getattr(model, "lm_head", None) is None and getattr(model, "embed_tokens", None) is not None:
+        out.append(("embed_tokens.weight (tied output)", model.embed_tokens.weight, math.inf))
+    return out
+
+
+def _first_trainable(model: nn.Module) -> float:
+    """Forward position of the lowest trainable parameter (inf: nothing trains)."""
+    for i, (name, p) in enumerate(model.named_parameters()):
+        if p.requires_grad and not name.startswith(AFTER_HEAD):
+            return i
+    return math.inf
+
+
+def flops_breakdown(model: nn.Module, seq_len: int) -> dict[str, float]:
+    """Training FLOPs per token by kind; `total` is what a run adds per trained token."""
+    lowest = _first_trainable(model)
+    out = dict.fromkeys(("forward", "backward_weights", "backward_inputs", "attention_forward",
+                         "attention_backward"), 0.0)
+    for _, weight, position in _matmuls(model):
+        n = weight.numel()
+        out["forward"] += 2.0 * n
+        if weight.requires_grad:
+            out["backward_weights"] += 2.0 * n
+        if lowest < position:
+            out["backward_inputs"] += 2.0 * n
+    cfg = model.config
+    per_layer = (2.0 if cfg.kind == "decoder" else 4.0) * seq_len * attention_width(cfg)
+    order = {n: i for i, (n, _) in enumerate(model.named_parameters())}
+    for i in range(len(model.layers)):
+        out["attention_forward"] += per_layer
+        if lowest < order[f"layers.{i}.attn.o_proj.weight"]:  # gradients reach this layer's q, k, v
+            out["attention_backward"] += 2.0 * per_layer
+    out["total"] = sum(out.values())
+    return out
+
+
+def flops_per_token(model: nn.Module, seq_len: int) -> float:
+    """Training FLOPs per token for the model as it is now (depth and trainability included)."""
+    return flops_breakdown(model, seq_len)["total"]
+
+
+def forward_flops_per_token(model: nn.Module, seq_len: int) -> float:
+    """Inference FLOPs per token (teachers, evaluation)."""
+    b = flops_breakdown(model, seq_len)
+    return b["forward"] + b["attention_forward"]
 
 
 def matmul_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, frozen) parameters used in matrix multiplies per token."""
     trainable = frozen = 0
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            n = module.weight.numel()
-            if module.weight.requires_grad:
-                trainable += n
-            else:
-                frozen += n
-    if getattr(model, "lm_head", None) is None and getattr(model, "embed_tokens", None) is not None:
-        w = model.embed_tokens.weight  # tied output projection: a (d x V) matmul per token
-        if w.requires_grad:
-            trainable += w.numel()
+    for _, weight, _ in _matmuls(model):
+        if weight.requires_grad:
+            trainable += weight.numel()
         else:
-            frozen += w.numel()
+            frozen += weight.numel()
     return trainable, frozen
 
 
@@ -35,15 +109,150 @@ def attention_width(config) -> int:
     return config.n_heads * head_dim
 
 
-def flops_per_token(model: nn.Module, seq_len: int) -> float:
-    """Training FLOPs per token for the model as it is now (trainability included)."""
-    trainable, frozen = matmul_parameters(model)
-    cfg = model.config
-    attention = 6 * cfg.n_layers * seq_len * attention_width(cfg)
-    return 6.0 * trainable + 2.0 * frozen + attention
+# -- the incremental-training paper's closed form ---------------------------------------------------
+def incremental_cost(tokens: float, cost_per_layer: float, layers: int, stages: int) -> float:
+    """C_inc = T c L (3S + 5) / (4S): S stages of two equal phases over T tokens (eq. in sec. III-F).
+
+    The paper counts a forward and a backward pass as one `c` each per layer and token, phase 1's
+    backward over the new layers only, and nothing for embeddings, output layer or attention.
+    """
+    return tokens * cost_per_layer * layers * (3 * stages + 5) / (4 * stages)
 
 
-def forward_flops_per_token(model: nn.Module, seq_len: int) -> float:
-    """Inference FLOPs per token (used for teachers and evaluation)."""
-    trainable, frozen = matmul_parameters(model)
-    return 2.0 * (trainable + frozen) + 2 * model.config.n_layers * seq_len * attention_width(model.config)
+def incremental_closed_form(stages: int, baseline_steps: float = 10_000) -> dict:
+    """The paper's continual-training length that brings incremental training to the baseline's compute.
+
+    With T_inc = T: C_inc / C_base = (3S + 5) / (8S), so T_cont = 5/8 (1 - 1/S) T and the equal-compute
+    point is T + T_cont steps (14,688 / 15,469 / 15,729 for S = 4 / 8 / 12 against 10,000).
+    """
+    ratio = incremental_cost(1, 1, 1, stages) / 2.0  # C_base = 2 T L c
+    continual = 5 / 8 * (1 - 1 / stages) * baseline_steps
+    return {"stages": stages, "baseline_steps": baseline_steps, "cost_ratio": ratio, "continual_steps": continual,
+            "equal_compute_step": math.floor(baseline_steps + continual + 0.5)}
+
+
+# -- equal-compute points -----------------------------------------------------------------------------
+def flops_at_step(curve: list[tuple[float, float]], step: float) -> float | None:
+    """Cumulative FLOPs at `step` on a (step, flops) curve, linear between points (exact between a run's
+    logged points: FLOPs per step only change at primitives, which log a point). None past the end."""
+    return _interpolate(curve, step, 0, 1)
+
+
+def step_at_flops(curve: list[tuple[float, float]], flops: float) -> float | None:
+    """The (fractional) step at which a (step, flops) curve reaches `flops`; None if it never does."""
+    return _interpolate(curve, flops, 1, 0)
+
+
+def _interpolate(curve, x: float, xi: int, yi: int) -> float | None:
+    points = sorted(set(curve))
+    for a, b in zip(points, points[1:]):
+        if a[xi] <= x <= b[xi]:
+            if b[xi] == a[xi]:
+                return float(a[yi])
+            return a[yi] + (b[yi] - a[yi]) * (x - a[xi]) / (b[xi] - a[xi])
+    if points and points[0][xi] == x:
+        return float(points[0][yi])
+    return None
+
+
+def equal_compute_points(reference: list[tuple[float, float]], curves: dict[str, list[tuple[float, float]]],
+                         at_step: float | None = None) -> dict:
+    """For each run, the step at which its cumulative FLOPs equal the reference's at `at_step`.
+
+    `reference` and `curves` are (step, flops) curves (`tinylm.runs.curves.flops_curve`); `at_step`
+    defaults to the reference's last step. A run that never gets there has `step: None`.
+    """
+    at = max(s for s, _ in reference) if at_step is None else at_step
+    budget = flops_at_step(reference, at)
+    if budget is None:
+        raise ValueError(f"the reference run has no FLOPs logged up to step {at}")
+    points = {}
+    for name, curve in curves.items():
+        step = step_at_flops(curve, budget)
+        points[name] = {"step": step, "reached": step is not None}
+    return {"reference_step": at, "flops": budget, "points": points}
+
+
+# -- MFU ----------------------------------------------------------------------------------------------
+def peak_cache_file() -> Path:
+    root = Path(os.environ.get("TINYLM_CACHE", Path.home() / ".cache" / "tinylm"))
+    return root / "peak_flops.json"
+
+
+def _dtype(precision: str) -> torch.dtype:
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+
+
+def device_key(device: torch.device, precision: str) -> str:
+    """What a measured peak belongs to: the device model (or CPU and thread count) and the dtype."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "cpu":
+        name = f"cpu {platform.machine()} {torch.get_num_threads()} threads"
+    else:
+        name = device.type
+    return f"{name} | {str(_dtype(precision)).removeprefix('torch.')}"
+
+
+def known_peak_flops(device: torch.device, precision: str = "fp32") -> float | None:
+    """The peak the user gave (env TINYLM_PEAK_FLOPS, FLOP/s per device) or a cached measurement; no
+    measuring here: `peak_flops` measures (a run does so itself only on CUDA, where it takes a second)."""
+    given = os.environ.get("TINYLM_PEAK_FLOPS")
+    if given:
+        return float(given)
+    try:
+        return json.loads(peak_cache_file().read_text()).get(device_key(device, precision))
+    except (OSError, ValueError):
+        return None
+
+
+def measure_peak_flops(device: torch.device, precision: str = "fp32", size: int | None = None,
+                       seconds: float = 1.0) -> float:
+    """Achieved FLOP/s of large square matmuls: the practical peak a training step could reach."""
+    device = torch.device(device)
+    n = size or (8192 if device.type == "cuda" else 1024)
+    g = torch.Generator(device=device).manual_seed(0)  # its own generator: the run's RNG stream is untouched
+    a = torch.randn(n, n, device=device, dtype=_dtype(precision), generator=g)
+    b = torch.randn(n, n, device=device, dtype=_dtype(precision), generator=g)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(3):
+        a @ b
+    sync()
+    count, start = 0, time.perf_counter()
+    while True:
+        a @ b
+        count += 1
+        if count % 4 == 0:
+            sync()
+            if time.perf_counter() - start >= seconds:
+                break
+    return 2.0 * n**3 * count / (time.perf_counter() - start)
+
+
+def peak_flops(device: torch.device, precision: str = "fp32", measure: bool = True,
+               again: bool = False) -> float | None:
+    """Known peak, else (with `measure`) a matmul benchmark, measured once and cached per device
+    (`again`: measure and re-cache even when known)."""
+    known = None if again else known_peak_flops(device, precision)
+    if known is not None or not (measure or again):
+        return known
+    value = measure_peak_flops(device, precision)
+    path = peak_cache_file()
+    try:
+        cache = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        cache = {}
+    cache[device_key(device, precision)] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(cache, indent=1))
+    tmp.replace(path)
+    return value
+
+
+def mfu(flops_per_s: float, peak: float | None, devices: int = 1) -> float | None:
+    """Model FLOPs utilisation: achieved model FLOPs per second over the peak of all devices."""
+    if not peak:
+        return None
+    return flops_per_s / (peak * devices)

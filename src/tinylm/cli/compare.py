@@ -1,9 +1,12 @@
-"""`tinylm compare RUNS... [--corr METRIC METRIC] [--metrics M ...] [--json]`
+"""`tinylm compare RUNS... [--corr METRIC METRIC] [--metrics M ...] [--x flops|steps|tokens] [--json]`
 
 Puts runs side by side on their summary.json numbers (val_loss, blimp, hellaswag_acc, ...; run
 `tinylm eval` first for the benchmark ones). With --corr A B it gives Pearson's r and R² between
 the two over the runs that have both: does validation loss predict BLiMP (BabyLlama-2 fig. 2,
-FORGETTER's one-to-one claim)? A directory of runs expands to the runs in it.
+FORGETTER's one-to-one claim)? With --x it draws validation loss (and HellaSwag accuracy where
+`tinylm eval` scored checkpoints) against cumulative FLOPs, steps or tokens, and marks where each
+run has spent the reference run's compute (the incremental-training paper's figures 1 and 2):
+the equal-compute points, also printed. A directory of runs expands to the runs in it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ def register(sub) -> None:
     p.add_argument("--corr", nargs=2, metavar=("A", "B"), help="correlate two metrics, e.g. --corr val_loss blimp")
     p.add_argument("--metrics", nargs="+", default=["val_loss", "blimp", "hellaswag_acc", "hellaswag_acc_norm"],
                    help="columns of the table (summary.json keys or blimp/hellaswag)")
+    p.add_argument("--x", choices=("flops", "steps", "tokens"),
+                   help="plot curves against this axis and give the equal-compute points")
+    p.add_argument("--reference", metavar="RUN", help="with --x: the run whose compute the others are matched to "
+                   "(default: the first)")
+    p.add_argument("--at", type=float, metavar="STEP", help="with --x: the reference's step (default: its last)")
+    p.add_argument("--plot", metavar="FILE", help="with --x: where to draw (default: compare-<x>.png)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -29,6 +38,8 @@ def run(args) -> int:
     from tinylm.eval.compare import correlate, find_runs, table
 
     runs = find_runs(args.runs)
+    if args.x:
+        return _curves(args, runs)
     if args.corr:
         a, b = args.corr
         result = correlate(runs, a, b)
@@ -53,4 +64,31 @@ def run(args) -> int:
     print(f"{'run':<{width}} " + " ".join(f"{m:>{c}}" for m, c in zip(args.metrics, cols)))
     for r in rows:
         print(f"{r['run']:<{width}} " + " ".join(_fmt(r[m], c) for m, c in zip(args.metrics, cols)))
+    return 0
+
+
+def _curves(args, runs) -> int:
+    from pathlib import Path
+
+    from tinylm.eval.compare import compute_curves, find_runs, plot_curves
+
+    reference = find_runs([args.reference])[0] if args.reference else None
+    data = compute_curves(runs, args.x, reference, args.at)
+    path = plot_curves(data, Path(args.plot or f"compare-{args.x}.png"))
+    if args.json:
+        print(json.dumps({**data, "plot": str(path)}, indent=1))
+        return 0
+    rows = data["runs"]
+    width = max(len(r["label"]) for r in rows)
+    label = next(r["label"] for r in rows if r["run"] == data["reference"])
+    print(f"equal compute: {data['reference_flops']:.4g} FLOPs = {label} at step {data['reference_step']:g}")
+    print(f"{'run':<{width}} {'steps':>8} {'FLOPs':>10} {'MFU':>6} {'equal step':>11} {'val_loss':>10} "
+          f"{'hellaswag':>10}")
+    for r in rows:
+        e = r["equal_compute"]
+        step = f"{e['step']:.1f}" if e["step"] is not None else "not reached"
+        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
+        print(f"{r['label']:<{width}} {r['steps']:>8} {r['flops']:>10.3g} {mfu:>6} {step:>11} "
+              f"{_fmt(e['val_loss'], 10)} {_fmt(e['hellaswag_acc'], 10)}")
+    print(f"plot: {path}")
     return 0

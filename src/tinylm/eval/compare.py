@@ -87,3 +87,95 @@ def table(runs: list[Path], metrics: list[str]) -> list[dict]:
         s = read_summary(run)
         out.append({"run": str(run), **{m: metric(s, m) for m in metrics}})
     return out
+
+
+# -- curves against compute (the incremental-training paper's figures 1 and 2) ------------------------
+X_AXES = ("flops", "steps", "tokens")
+
+
+def _labels(runs: list[Path]) -> list[str]:
+    names = [run.name for run in runs]
+    return [f"{run.parent.name}/{run.name}" if names.count(run.name) > 1 else run.name for run in runs]
+
+
+def compute_curves(runs: list[Path], x: str = "flops", reference: Path | None = None,
+                   at_step: float | None = None) -> dict:
+    """Validation loss (and HellaSwag accuracy where evaluated) of each run against `x`, and each run's
+    equal-compute point: the step at which its cumulative FLOPs equal the reference's at `at_step`
+    (default: the reference's last step), with its metrics there."""
+    from tinylm.compute import equal_compute_points, flops_at_step
+    from tinylm.runs.curves import curve, eval_report_curve, flops_curve, value_at
+
+    if x not in X_AXES:
+        raise UserError(f"--x {x!r}: choose one of {', '.join(X_AXES)}")
+    runs = list(runs)
+    reference = Path(reference) if reference is not None else runs[0]
+    resolved = [run.resolve() for run in runs]
+    if reference.resolve() in resolved:
+        reference = runs[resolved.index(reference.resolve())]
+    else:
+        runs.insert(0, reference)
+    for run in runs:
+        if not (run / "metrics.jsonl").is_file():
+            raise UserError(f"{run} has no metrics.jsonl: give run directories written by `tinylm train`")
+    flops = {run: flops_curve(run) for run in runs}
+    tokens = {run: [(0, 0.0)] + [(s, float(v)) for s, v in curve(run, "tokens")] for run in runs}
+    if at_step is not None and at_step > flops[reference][-1][0]:
+        raise UserError(f"--at {at_step:g}: the reference run {reference} only reached step {flops[reference][-1][0]}")
+    equal = equal_compute_points(flops[reference], {run: flops[run] for run in runs}, at_step)
+
+    def to_x(run, step):
+        if x == "steps" or step is None:
+            return step
+        return flops_at_step(flops[run] if x == "flops" else tokens[run], step)
+
+    out = []
+    for run, label in zip(runs, _labels(runs)):
+        series = {"val_loss": curve(run, "val_loss"), "hellaswag_acc": eval_report_curve(run, "hellaswag", "acc")}
+        step = equal["points"][run]["step"]
+        row = {"run": str(run), "label": label, "steps": flops[run][-1][0], "flops": flops[run][-1][1],
+               "mfu": _median([v for _, v in curve(run, "mfu")]),
+               "equal_compute": {"step": step, "x": to_x(run, step),
+                                 **{k: (value_at(v, step) if step is not None else None) for k, v in series.items()}}}
+        for key, points in series.items():
+            row[key] = [(to_x(run, s), v) for s, v in points]
+        out.append(row)
+    return {"x": x, "reference": str(reference), "reference_step": equal["reference_step"],
+            "reference_flops": equal["flops"], "runs": out}
+
+
+def _median(values: list[float]) -> float | None:
+    import statistics
+    return statistics.median(values) if values else None
+
+
+def plot_curves(data: dict, path: Path) -> Path:
+    """Validation loss (and HellaSwag accuracy, if any run has it) against data["x"], one line per run,
+    a large dot at each run's equal-compute point (as the paper's figures)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = ["val_loss"] + (["hellaswag_acc"] if any(r["hellaswag_acc"] for r in data["runs"]) else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for ax, key in zip(axes[0], panels):
+        for i, r in enumerate(data["runs"]):
+            color = f"C{i % 10}"
+            if r[key]:
+                ax.plot([p[0] for p in r[key]], [p[1] for p in r[key]], color=color, label=r["label"], marker=".")
+            point = r["equal_compute"]
+            if point["x"] is not None and point.get(key) is not None:
+                ax.plot([point["x"]], [point[key]], "o", color=color, markersize=11)
+        if data["x"] == "flops":
+            ax.axvline(data["reference_flops"], color="k", ls=":", lw=1)
+        ax.set_xlabel({"flops": "cumulative training FLOPs", "steps": "optimizer step", "tokens": "tokens"}[data["x"]])
+        ax.set_ylabel({"val_loss": "validation loss", "hellaswag_acc": "HellaSwag acc"}[key])
+        ax.legend(fontsize=8)
+    label = next(r["label"] for r in data["runs"] if r["run"] == data["reference"])
+    fig.suptitle(f"dots: equal compute with {label} at step {data['reference_step']:g}", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

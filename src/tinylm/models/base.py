@@ -138,6 +138,21 @@ class TinyLM(nn.Module):
                 names.append(full)
         return names
 
+    def truncate_layers(self, n: int) -> list[str]:
+        """Keep the first ``n`` blocks and drop the rest; returns the dropped parameters' names.
+
+        Growth that starts small (``grow``) builds the recipe's full model and cuts it to the first
+        stage's depth, so the recipe names the final model and the kept blocks keep their
+        construction init. ``config.n_layers`` is updated, so checkpoints record the real depth.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(self.layers):
+            raise UserError(f"truncate_layers needs 1..{len(self.layers)} layers to keep, got {n!r}")
+        dropped = [f"layers.{i}.{p}" for i in range(n, len(self.layers))
+                   for p, _ in self.layers[i].named_parameters()]
+        del self.layers[n:]
+        self.config.n_layers = n
+        return dropped
+
     # ----------------------------------------------------------------- helpers
     def reset_buffers_(self) -> None:
         """Recompute derived buffers (RoPE tables) after ``to_empty`` from a meta-device build."""

@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from tinylm.train.optim import load_state_by_name, state_by_name
 from tinylm.train.serialize import load_tree, save_tree
 
 CHECKPOINTS = "checkpoints"
@@ -46,7 +45,7 @@ def run_state(run) -> dict:
         "lr_scales": dict(run.lr_scales),
         "schedule": run.schedule.state_dict(),
         "batches": run.batches.state_dict(),
-        "optimizer": state_by_name(run.optimizer),
+        "optimizer": run.optimizer_state(),  # frozen parameters' parked state included
         "rng": _rng_state(),
         "methods": [{"name": m.name, "state": m.state_dict()} for m in run.methods],
         "snapshots": {k: v for k, v in run.snapshots.items() if isinstance(v, str)},
@@ -135,7 +134,7 @@ def restore(run, ckpt: Path) -> None:
         p.requires_grad_(name not in frozen)
     run.hparams, run.lr_scales = dict(state["hparams"]), dict(state["lr_scales"])
     run._rebuild_optimizer_groups()
-    load_state_by_name(run.optimizer, state["optimizer"])
+    run.load_optimizer_state(state["optimizer"])
     c = state["counters"]
     run.step, run.tokens, run.flops = int(c["step"]), int(c["tokens"]), float(c["flops"])
     if c["finished_early"]:  # a method ended the run: it stays ended

@@ -105,10 +105,11 @@ def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:
     return loss_sum / accum, grad_norm, data_time
 
 
-def train(run, on_step=None) -> dict:
+def train(run, on_step=None, on_eval=None) -> dict:
     """Train until the run's length or a stop request; returns the last metrics.
 
-    `on_step(run, record)` is called after every step (the CLI's progress bar).
+    `on_step(run, record)` is called after every step (the CLI's progress bar); `on_eval(run, metrics)`
+    after every validation, methods first (a sweep reports to its pruner there and may `run.finish`).
     """
     t = run.recipe.train
     scaler = torch.amp.GradScaler(run.device.type, enabled=t.precision == "fp16")
@@ -116,6 +117,7 @@ def train(run, on_step=None) -> dict:
     run.emit("start")
     every_log, every_eval, every_ckpt = max(1, t.log_every), run.recipe.eval.every, run.recipe.checkpoint.every
     window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
+    window_flops = run.flops
     record: dict = {}
     while run.step < run.total_steps:
         loss, grad_norm, data_time = train_step(run, scaler)
@@ -128,13 +130,17 @@ def train(run, on_step=None) -> dict:
             record = {"step": run.step, "tokens": run.tokens, "flops": run.flops,
                       "lr": run.train_config.lr * run.schedule.factor(run.step - 1), "loss": float(loss), "grad_norm": float(grad_norm),
                       "tokens_per_s": window_tokens / elapsed, "data_s": window_data,
-                      "compute_s": elapsed - window_data, "memory_mb": _memory_mb(run.device)}
+                      "compute_s": elapsed - window_data, "memory_mb": _memory_mb(run.device),
+                      "flops_per_s": (run.flops - window_flops) / elapsed}
+            if run.peak_flops:  # model FLOPs utilisation, when the device's peak is known (tinylm.compute)
+                record["mfu"] = record["flops_per_s"] / (run.peak_flops * run.world.size)
             for method in run.methods:
-                record.update(method.log_metrics())
+                record.update(method.log_metrics() or {})  # duck-typed helpers may return None
             run.metrics.write(record)
             window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
+            window_flops = run.flops
         if every_eval and run.step % every_eval == 0 and run.step < run.total_steps:
-            _eval(run)
+            _eval(run, on_eval)
         if on_step:
             on_step(run, record)
         stop = distributed.any_rank(run.stop_requested, run.world)
@@ -142,7 +148,7 @@ def train(run, on_step=None) -> dict:
             save_checkpoint(run)
         if stop:
             return record
-    final = _eval(run)
+    final = _eval(run, on_eval)
     run.emit("stop")
     digests = distributed.gather_digests(run.model, run.world)
     run.log_event("end", ranks_weights_digest=digests, **final)
@@ -150,8 +156,10 @@ def train(run, on_step=None) -> dict:
     return {**record, **final}
 
 
-def _eval(run) -> dict:
+def _eval(run, on_eval=None) -> dict:
     metrics = evaluate(run)
     run.metrics.write({"step": run.step, "tokens": run.tokens, "flops": run.flops, **metrics})
     run.emit("eval", metrics)
+    if on_eval:
+        on_eval(run, metrics)
     return metrics

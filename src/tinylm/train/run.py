@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from tinylm.compute import flops_per_token
+from tinylm.compute import flops_per_token, peak_flops
 from tinylm.errors import UserError
 from tinylm.models import build_model
 from tinylm.train import distributed
@@ -48,9 +48,13 @@ class Run:
         self.snapshots: dict[str, object] = {}   # tag -> in-memory state, or the directory name on disk
         self.hparams: dict[str, float] = {}      # lr / weight_decay set by a method (FORGETTER's last episode)
         self.lr_scales: dict[str, float] = {}    # per-parameter LR multipliers (GAFF's embedding-only schedule)
+        self.parked: dict[str, dict] = {}        # optimizer state of frozen parameters, theirs again when they train
         self.finished_early = False
         self.model = model.to(device)
         self.optimizer = self._new_optimizer()
+        # The device's peak FLOP/s for MFU: given (TINYLM_PEAK_FLOPS), cached, or measured once on a GPU (a
+        # CPU is not benchmarked unasked: `python bench/peak_flops.py`).
+        self.peak_flops = peak_flops(self.device, recipe.train.precision, measure=self.device.type == "cuda")
         self._refresh()
 
     # -- derived state -------------------------------------------------------------------------
@@ -95,8 +99,9 @@ class Run:
     def reset_optimizer(self, params: ParamSelector = None) -> None:
         """Forget AdamW's moments and step counts of exactly these parameters (all by default)."""
         chosen = self.named(params)
-        for _, p in chosen:
+        for name, p in chosen:
             self.optimizer.state.pop(p, None)
+            self.parked.pop(name, None)
         self.log_event("reset_optimizer", params=len(chosen), all=params is None)
 
     def restart_schedule(self, length: int) -> None:
@@ -117,6 +122,7 @@ class Run:
             p.requires_grad_(n not in frozen)
         self.model = model.to(self.device)
         self.optimizer = self._new_optimizer()
+        self.parked = {}
         self._refresh()
         self.log_event("rebuild_model")
 
@@ -129,7 +135,11 @@ class Run:
         self.log_event("reinit", params=[n for n, _ in chosen])
 
     def set_trainable(self, predicate: Callable[[str, nn.Parameter], bool]) -> None:
-        """Freeze what `predicate` rejects; optimizer groups follow (frozen: no update, no decay)."""
+        """Freeze what `predicate` rejects; optimizer groups follow (frozen: no update, no decay).
+
+        A frozen parameter's AdamW state is parked, not dropped: when it trains again it goes on with
+        its moments and step count, as a plain PyTorch loop that flips `requires_grad` would.
+        """
         for name, p in self.model.named_parameters():
             p.requires_grad_(bool(predicate(name, p)))
             if not p.requires_grad:
@@ -145,10 +155,19 @@ class Run:
         self.log_event("grow", layers=int(n_layers), n_layers=self.model.config.n_layers)
         return names
 
+    def truncate(self, n_layers: int) -> list[str]:
+        """Keep the first `n_layers` blocks; the rest go, with their optimizer state (growth from small)."""
+        names = self.model.truncate_layers(n_layers)
+        for name in names:
+            self.parked.pop(name, None)
+        self._rebuild_optimizer_groups()
+        self.log_event("truncate", n_layers=self.model.config.n_layers, params=len(names))
+        return names
+
     def snapshot(self, tag: str) -> None:
         """A restore point (weights and optimizer state): on disk in a run directory, else in memory."""
         weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        state = {"weights": weights, "optimizer": state_by_name(self.optimizer)}
+        state = {"weights": weights, "optimizer": self.optimizer_state()}
         if self.out_dir is None:
             state["optimizer"] = {n: {k: v.clone() for k, v in s.items()} for n, s in state["optimizer"].items()}
             self.snapshots[tag] = state
@@ -179,10 +198,14 @@ class Run:
         state = self.snapshots[tag]
         if isinstance(state, str):
             state = load_tree(self.out_dir / "snapshots" / state, "snapshot")
+        if set(state["weights"]) != set(self.model.state_dict()):
+            raise UserError(f"cannot roll back to snapshot {tag!r}: it holds a model of another shape (taken "
+                            f"before a grow or truncate; now {self.model.config.n_layers} layers); a rollback "
+                            "cannot undo growth: take the snapshot after it, or do not roll back across it")
         with torch.no_grad():
             for k, v in self.model.state_dict().items():
                 v.copy_(state["weights"][k])
-        load_state_by_name(self.optimizer, state["optimizer"])
+        self.load_optimizer_state(state["optimizer"])
         self.log_event("rollback", tag=tag)
 
     def set_hyperparameters(self, lr: float | None = None, weight_decay: float | None = None) -> None:
@@ -237,14 +260,25 @@ class Run:
         import dataclasses
         return dataclasses.replace(self.recipe.train, **self.hparams) if self.hparams else self.recipe.train
 
+    def optimizer_state(self) -> dict[str, dict]:
+        """AdamW state by parameter name: the trained parameters' and the parked (frozen) ones'."""
+        return {**self.parked, **state_by_name(self.optimizer)}
+
+    def load_optimizer_state(self, state: dict[str, dict]) -> None:
+        """Inverse of `optimizer_state`: trainable parameters get theirs, frozen ones keep theirs parked."""
+        load_state_by_name(self.optimizer, state)
+        live = {n for g in self.optimizer.param_groups for n in g["names"]}
+        present = {n for n, _ in self.model.named_parameters()}
+        self.parked = {n: s for n, s in state.items() if n not in live and n in present}
+
     def _new_optimizer(self):
         return build_optimizer(self.model, self.train_config, self.device, self.lr_scales)
 
     def _rebuild_optimizer_groups(self, rewrap: bool = True) -> None:
-        """New groups, same per-parameter state. `rewrap`: trainability or structure changed, so the
-        compiled / data-parallel wrapper and the FLOPs count must follow."""
-        kept = state_by_name(self.optimizer)
+        """New groups, same per-parameter state (frozen parameters' parked). `rewrap`: trainability or
+        structure changed, so the compiled / data-parallel wrapper and the FLOPs count must follow."""
+        kept = self.optimizer_state()
         self.optimizer = self._new_optimizer()
-        load_state_by_name(self.optimizer, kept)
+        self.load_optimizer_state(kept)
         if rewrap:
             self._refresh()
