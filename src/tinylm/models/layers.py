@@ -15,6 +15,8 @@ from torch import nn
 
 from tinylm.models.config import ModelConfig
 
+# On the CPU in bf16/fp16, attention runs as two matmuls (see `matmul_attention`); a switch for benchmarks.
+CPU_MATMUL_ATTENTION = True
 # enable_gqa arrived in torch 2.5; without it, kv heads are repeated explicitly.
 _SDPA_HAS_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2] if p.isdigit()) >= (2, 5)
 
@@ -159,7 +161,7 @@ class Attention(nn.Module):
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         dropout = self.dropout if self.training else 0.0
-        if x.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+        if CPU_MATMUL_ATTENTION and x.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
             n_rep = self.n_heads // self.n_kv_heads
             if n_rep > 1:
                 k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)

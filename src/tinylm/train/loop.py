@@ -30,6 +30,9 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def _to(batch: dict, device: torch.device) -> dict:
+    """To the device without a host sync: from pinned memory a CUDA copy is truly asynchronous."""
+    if device.type == "cuda":
+        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
@@ -123,7 +126,8 @@ def train(run, on_step=None, on_eval=None) -> dict:
         loss, grad_norm, data_time = train_step(run, scaler)
         window_tokens += run.tokens_per_step
         window_data += data_time
-        if run.step % every_log == 0 or run.step == run.total_steps:
+        logged = run.step % every_log == 0 or run.step == run.total_steps
+        if logged:
             if run.device.type == "cuda":
                 torch.cuda.synchronize(run.device)
             elapsed = time.perf_counter() - window_start
@@ -143,7 +147,8 @@ def train(run, on_step=None, on_eval=None) -> dict:
             _eval(run, on_eval)
         if on_step:
             on_step(run, record)
-        stop = distributed.any_rank(run.stop_requested, run.world)
+        # Across processes a stop request is agreed on at log steps only: the all-reduce is a host sync.
+        stop = distributed.any_rank(run.stop_requested, run.world) if logged or not run.world.active else False
         if (every_ckpt and run.step % every_ckpt == 0) or stop:
             save_checkpoint(run)
         if stop:

@@ -60,7 +60,8 @@ class TrainSection:
     decay_biases: bool = False
     decay_embeddings: bool = True       # FORGETTER decays everything HF Trainer decays (embeddings included)
     precision: str = "fp32"             # fp32 | bf16 (autocast, CPU and CUDA) | fp16 (CUDA, loss scaling)
-    compile: bool = False               # torch.compile the model
+    compile: bool = False               # torch.compile the model (pays on long runs: CPU compile takes minutes)
+    compile_mode: str = "default"       # default | reduce-overhead (CUDA graphs: static shapes) | max-autotune
     device: str = "auto"                # auto | cpu | cuda | cuda:N | mps
     seed: int = 0                       # initialisation and dropout (torch's RNG); data order is data.seed
     log_every: int = 10                 # steps between metrics lines
@@ -179,7 +180,8 @@ def _check(r: Recipe) -> None:
         raise UserError("recipe `data` needs exactly one of `store:` (a prepared token store) or `sources:` (corpora to prepare)")
     choices = {"data.sampler": (r.data.sampler, ("windows", "chunks", "epochs", "mlm")),
                "train.precision": (r.train.precision, ("fp32", "bf16", "fp16")),
-               "train.schedule": (r.train.schedule, ("linear", "cosine", "constant"))}
+               "train.schedule": (r.train.schedule, ("linear", "cosine", "constant")),
+               "train.compile_mode": (r.train.compile_mode, ("default", "reduce-overhead", "max-autotune"))}
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise UserError(f"recipe key `{key}` is {value!r}: choose one of {', '.join(valid)}")

@@ -67,7 +67,7 @@ class Run:
         """Re-wrap the model (compile / DDP) and recount FLOPs after any structural change."""
         wrapped = self.model
         if self.recipe.train.compile:
-            wrapped = torch.compile(wrapped)
+            wrapped = torch.compile(wrapped, mode=self.recipe.train.compile_mode)
         self.forward_model = distributed.wrap(wrapped, self.world, self.device)
         self.flops_per_token = flops_per_token(self.model, self.recipe.data.seq_len)
 
