@@ -93,5 +93,5 @@ def test_config_validation_messages(fields, fragment):
 def test_flavour_defaults_are_filled_and_concrete():
     cfg = ModelConfig(flavour="gemma", d_model=64, n_heads=4)
     assert cfg.tie_embeddings and cfg.activation == "gelu_tanh" and cfg.norm_eps == 1e-6
-    assert all(v is not None for k, v in cfg.to_dict().items() if k != "pad_token_id")
+    assert all(v is not None for k, v in cfg.to_dict().items() if k not in ("pad_token_id", "conv_stem"))
     assert ModelConfig(flavour="bert").kind == "encoder" and ModelConfig(flavour="bert").type_vocab_size == 2

@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     subset.add_argument("--seed", type=int, default=0, help="seed of the document order (default 0)")
     subset.add_argument("--force", action="store_true", help="replace existing subset stores")
     subset.set_defaults(func=run_subset)
+    from tinylm.cli.data_tokens import register_actions  # token statistics and token-controlled subsets
+
+    register_actions(sub)
 
 
 def info_dict(store) -> dict:
@@ -66,7 +69,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"  sources    {info['sources']} file(s)")
     if "subset" in info:
         s = info["subset"]
-        print(f"  subset     {s['words']:,} words (seed {s['seed']}) of {s['of']}")
+        print(f"  subset     {s['words']:,} words (seed {s.get('seed')}) of {s['of']}")
     return 0
 
 

@@ -57,10 +57,21 @@ def write_subset(store: TokenStore, words: int, out, seed: int = 0, overwrite: b
 
     Written to a temporary directory and renamed, like ``prepare``.
     """
+    (docs,) = nested_subsets(store, [words], seed)
+    return write_documents(store, docs, out, {"words": int(words), "seed": int(seed)}, overwrite)
+
+
+def write_documents(store: TokenStore, docs: np.ndarray, out, subset_info: dict,
+                    overwrite: bool = False) -> TokenStore:
+    """Write a new store whose train split is the train documents ``docs`` (sorted indices); other
+    splits are copied and ``meta["subset"]`` records ``subset_info``. Shared by every way of choosing
+    documents (word budgets here, paragraph counts and token sets in ``overlap.py``)."""
     out = Path(out).expanduser()
     if out.exists() and not (overwrite and (out / "meta.json").is_file()):
         raise UserError(f"{out} already exists; choose another --out (or --force to replace a store)")
-    (docs,) = nested_subsets(store, [words], seed)
+    docs = np.sort(np.asarray(docs, dtype=np.int64))
+    if len(docs) == 0:
+        raise UserError(f"no train document of {store.path} fits this subset; loosen the selection")
     with atomic_directory(out) as tmp:
         meta = json.loads(json.dumps(store.meta))
         writer = SplitWriter(tmp, "train", meta["dtype"], store.vocab_size)
@@ -84,7 +95,7 @@ def write_subset(store: TokenStore, words: int, out, seed: int = 0, overwrite: b
         splits = meta["splits"].values()
         meta["counts"] = {"documents": sum(s["documents"] for s in splits), "words": sum(s["words"] for s in splits),
                           "tokens": sum(s["tokens"] for s in splits), "distinct_tokens": int(np.count_nonzero(counts))}
-        meta["subset"] = {"of": str(store.path.resolve()), "words": int(words), "seed": int(seed),
+        meta["subset"] = {"of": str(store.path.resolve()), "words": int(doc_words[docs].sum()), **subset_info,
                           "documents": int(len(docs))}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return TokenStore.open(out)

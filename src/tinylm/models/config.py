@@ -70,6 +70,7 @@ class ModelConfig:
     init_scheme: str = "normal"  # "normal": N(0, init_std) as HF; "torch": nn.Linear/Embedding defaults
     type_vocab_size: int | None = None  # encoder token types (BERT: 2); decoders: 0
     n_classes: int = 0  # encoder sequence-classification head; 0 = no head
+    conv_stem: str | None = None  # encoder conv layers before block 1, "2x64k3x3" (models/conv_stem.py)
 
     def __post_init__(self) -> None:
         if self.flavour not in FLAVOUR_DEFAULTS:
@@ -160,6 +161,12 @@ class ModelConfig:
             raise UserError("model config: parallel_residual is a decoder option (GPT-NeoX); set it false for bert")
         if not isinstance(self.n_classes, int) or self.n_classes < 0:
             raise UserError(f"model config: n_classes must be an integer >= 0, got {self.n_classes!r}")
+        if self.conv_stem is not None:
+            if self.kind != "encoder":
+                raise UserError("model config: conv_stem exists only on the encoder (flavour 'bert'); set it to null")
+            from tinylm.models.conv_stem import parse_conv_stem
+
+            self.conv_stem = parse_conv_stem(self.conv_stem).text  # canonical, so configs compare equal
         if self.kind == "decoder" and self.n_classes:
             raise UserError(
                 "model config: the classification head (n_classes) exists only on the encoder; "

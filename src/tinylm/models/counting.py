@@ -55,6 +55,9 @@ def count_parameters(model_or_config: nn.Module | ModelConfig) -> dict[str, int]
         matmul += d * d
         if cfg.n_classes:
             total += d * d + d + d * cfg.n_classes + cfg.n_classes  # pooler + classifier
+        if cfg.conv_stem:  # counted in total, not in matmul_parameters (a conv is not a per-token matmul)
+            from tinylm.models.conv_stem import parse_conv_stem
+            total += parse_conv_stem(cfg.conv_stem).parameters()
     return {
         "total": total,
         "embedding": embedding,

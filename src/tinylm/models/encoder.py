@@ -15,6 +15,7 @@ from torch import nn
 from tinylm.errors import UserError
 from tinylm.models.base import TinyLM
 from tinylm.models.config import ModelConfig
+from tinylm.models.conv_stem import ConvStem, MaskedBatchNorm2d
 from tinylm.models.layers import MLP, Attention, make_activation, make_norm, padding_mask
 
 
@@ -48,10 +49,9 @@ class Encoder(TinyLM):
                                   if cfg.type_vocab_size else None)
         self.embed_norm = make_norm(cfg)
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-        # Hook for a convolutional stem between the embeddings and the first block (the committee
-        # paper's "BERT-1 + 2 conv layers"). It receives (x, attention_mask) and must respect the
-        # padding mask. None until a later issue adds it (``bert-1+conv2x64k3x3``).
-        self.conv_stem: nn.Module | None = None
+        # Convolutional stem between the embeddings and the first block (the committee paper's
+        # "BERT-1 + 2 conv layers", ``bert-1+conv2x64k3x3``); it respects the padding mask.
+        self.conv_stem: nn.Module | None = ConvStem(cfg.conv_stem) if cfg.conv_stem else None
         self.layers = nn.ModuleList(self._make_block() for _ in range(cfg.n_layers))
         # MLM head as BertForMaskedLM: dense + act + LayerNorm, then decoder (tied) + bias.
         self.mlm_transform = nn.Linear(cfg.d_model, cfg.d_model)
@@ -69,6 +69,11 @@ class Encoder(TinyLM):
 
     def _make_block(self) -> nn.Module:
         return EncoderBlock(self.config)
+
+    def _draw(self, module_name, module, leaf, out, gen):
+        if isinstance(module, (nn.Conv2d, MaskedBatchNorm2d)):  # only the conv stem has these
+            return ConvStem.draw_init(module, leaf, out, gen)
+        return super()._draw(module_name, module, leaf, out, gen)
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:

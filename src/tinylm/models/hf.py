@@ -36,6 +36,8 @@ def _require(ok: bool, cfg: ModelConfig, what: str, fix: str) -> None:
 
 
 def _common_checks(cfg: ModelConfig) -> None:
+    _require(not getattr(cfg, "conv_stem", None), cfg, f"a convolutional stem ({cfg.conv_stem})",
+             "BertModel has no such layer; export a model without conv_stem (or use tinylm's own checkpoints)")
     if cfg.flavour != "neox":
         _require(not cfg.parallel_residual, cfg, "a parallel residual",
                  "only GPTNeoX has one; set parallel_residual false")
@@ -292,7 +294,8 @@ def to_hf(model, head: str | None = None):
     tf = _transformers()
     cfg: ModelConfig = model.config
     if getattr(model, "conv_stem", None) is not None:
-        raise UserError("cannot export an encoder with a convolutional stem: BertModel has no such layer")
+        raise UserError(f"cannot export an encoder with a convolutional stem ({cfg.conv_stem}) to transformers: "
+                        "BertModel has no such layer; use tinylm's own checkpoints for it")
     hf_cfg = hf_config(cfg)
     head = head or ("mlm" if cfg.kind == "encoder" else "lm")
     classes = {"llama": tf.LlamaForCausalLM, "gemma": tf.GemmaForCausalLM, "gpt2": tf.GPT2LMHeadModel,

@@ -47,12 +47,13 @@ def _pythia(**fields: Any) -> dict[str, Any]:
                 **fields)
 
 
-def _bert(n_layers: int, n_heads: int) -> dict[str, Any]:
+def _bert(n_layers: int, n_heads: int, conv_stem: str | None = None) -> dict[str, Any]:
     # Tiny-language-models committees (Gross et al. 2025) and their repo Rg32601/Tiny-Language-Models:
     # hidden = 64 x heads, intermediate = 4 x hidden, 128 positions, bert-base-uncased vocab (30522,
     # [PAD] = 0), BertConfig defaults otherwise (2 token types, eps 1e-12, dropout 0.1).
     return dict(flavour="bert", n_layers=n_layers, n_heads=n_heads, d_model=64 * n_heads, vocab_size=30522,
-                max_seq_len=128, pad_token_id=0, type_vocab_size=2, norm_eps=1e-12, dropout=0.1)
+                max_seq_len=128, pad_token_id=0, type_vocab_size=2, norm_eps=1e-12, dropout=0.1,
+                **({"conv_stem": conv_stem} if conv_stem else {}))
 
 
 _PRESETS = [
@@ -93,7 +94,19 @@ _PRESETS = [
     # Tiny LMs committees, Table 8: the committee's convolution-free BERT-1 member, 24 heads (1536 wide).
     Preset("bert-1-24h", "Tiny-LM committees BERT-1 (Table 8): 1 block, 24 heads, 1536 wide",
            _bert(n_layers=1, n_heads=24)),
+    # Tiny LMs committees, Table 8 rows 1, 2, 4, 5: BERT-1 with convolution layers before the block.
+    Preset("bert-1-8h-conv2x64k3x3", "Tiny-LM committees BERT-1 (Table 8): 2 CLs, 64 filters, 3x3; 8 heads",
+           _bert(n_layers=1, n_heads=8, conv_stem="2x64k3x3")),
+    Preset("bert-1-conv2x64k3x3", "Tiny-LM committees BERT-1 (Table 8): 2 CLs, 64 filters, 3x3; 12 heads",
+           _bert(n_layers=1, n_heads=12, conv_stem="2x64k3x3")),
+    Preset("bert-1-conv2x64k16x3", "Tiny-LM committees BERT-1 (Table 8): 2 CLs, 64 filters, 16x3; 12 heads",
+           _bert(n_layers=1, n_heads=12, conv_stem="2x64k16x3")),
+    Preset("bert-1-conv3x32k3x3", "Tiny-LM committees BERT-1 (Table 8): 3 CLs, 32 filters, 3x3; 12 heads",
+           _bert(n_layers=1, n_heads=12, conv_stem="3x32k3x3")),
 ]
+# The five BERT-1 members of Table 8's soft committee, in the table's order.
+TABLE8_COMMITTEE = ("bert-1-8h-conv2x64k3x3", "bert-1-conv2x64k3x3", "bert-1-24h", "bert-1-conv2x64k16x3",
+                    "bert-1-conv3x32k3x3")
 PRESETS: dict[str, Preset] = {p.name: p for p in _PRESETS}
 
 
@@ -105,6 +118,8 @@ def list_presets() -> list[tuple[str, ModelConfig, str]]:
 def resolve_model_config(name_or_spec: str, flavour: str | None = None, **overrides: Any) -> ModelConfig:
     """A preset name (``gpt2-124m``) or a spec (``L22-8(4)-672x4-192``), with optional overrides.
 
+    A ``+conv<stem>`` suffix adds the committee paper's convolutional stem (``bert-1+conv2x64k3x3``).
+
     ``flavour`` replaces a preset's flavour or chooses the spec's (default llama). Overrides are
     applied before derived fields are filled, so ``d_model=...`` also resizes head_dim and d_ff
     unless those are given too.
@@ -115,6 +130,12 @@ def resolve_model_config(name_or_spec: str, flavour: str | None = None, **overri
         raise UserError(f"model must be a preset name or a spec string, got {name_or_spec!r}; "
                         f"valid presets: {', '.join(PRESETS)}")
     key = name_or_spec.strip().lower()
+    if "+" in key:  # "bert-1+conv2x64k3x3": a base model with a convolutional stem
+        base, _, stem = name_or_spec.strip().partition("+")
+        if not stem.lower().startswith("conv"):
+            raise UserError(f"unknown model suffix {'+' + stem!r} in {name_or_spec!r}; the only suffix is a "
+                            "convolutional stem such as '+conv2x64k3x3'")
+        return resolve_model_config(base, flavour=flavour, **{"conv_stem": stem[4:], **overrides})
     if key in PRESETS:
         fields = dict(PRESETS[key].fields)
         if flavour:
