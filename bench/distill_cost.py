@@ -89,6 +89,7 @@ def main() -> None:
     runs = {name: make_run(a.spec, a.vocab, a.batch, a.seq, methods) for name, methods in configs.items()}
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     times: dict[str, list[float]] = {name: [] for name in runs}
+    forward_s: list[float] = []
     for round_ in range(a.rounds + 1):  # round 0 warms up
         for name, run in runs.items():
             t = time.perf_counter()
@@ -96,6 +97,13 @@ def main() -> None:
                 train_step(run, scaler)
             if round_:
                 times[name].append((time.perf_counter() - t) / a.steps)
+        if round_:  # the teachers' forward alone, timed like the steps: what distill cannot avoid paying
+            batch = runs["2_teachers"].batches.next_batch()
+            t = time.perf_counter()
+            with torch.no_grad():
+                for _ in range(a.steps):
+                    configs["2_teachers"][0].teacher(batch["input_ids"])
+            forward_s.append((time.perf_counter() - t) / a.steps)
     step_s = {name: statistics.median(v) for name, v in times.items()}
     student = runs["student"].model
     train_flops = flops_per_token(student, a.seq)
@@ -118,6 +126,8 @@ def main() -> None:
                                 "2_teachers": round(2 * teacher_fwd / train_flops, 4),
                                 "2_teachers_cache_read": 0.0},
             "measured": {k: round(v / step_s["student"] - 1, 4) for k, v in step_s.items() if k != "student"},
+            # the 2 teachers' forward passes timed alone: the overhead beyond them is the KL's softmaxes
+            "2_teachers_forward_measured": round(statistics.median(forward_s) / step_s["student"], 4),
         },
         "cache": {"top_k": a.top_k, "mb_per_step": round(cache_bytes / max(1, cache_steps) / 2**20, 3),
                   "read_hits_misses": hits["2_teachers_cache_read"],
