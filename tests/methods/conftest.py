@@ -45,3 +45,30 @@ def method_entry(request):
         merged = {**(example(request) if callable(example) else example), **options}
         return {name: merged} if merged else name
     return entry
+
+
+class Watch:
+    """A stand-in method that records `(run.step, fn(run))` at every step_start, after the methods
+    before it in the list, so a test can see what those methods did step by step."""
+    name = "watch"
+
+    def __init__(self, fn):
+        self.fn, self.seen = fn, []
+
+    def __getattr__(self, event):
+        return lambda *args: None
+
+    def on_step_start(self, run):
+        self.seen.append((run.step, self.fn(run)))
+
+    def log_metrics(self):
+        return {}
+
+    @property
+    def values(self) -> list:
+        return [value for _, value in self.seen]
+
+
+@pytest.fixture(name="Watch")
+def watch_class():
+    return Watch

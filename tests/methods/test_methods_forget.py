@@ -46,20 +46,6 @@ def _run(methods, flavour="gemma", pad=0, steps=20, out_dir=None, **train_sectio
                torch.device("cpu"), steps, build_methods(methods), out_dir=out_dir)
 
 
-class Watch:
-    """A method that calls `fn(run)` at every step_start (after the methods before it)."""
-    name = "watch"
-
-    def __init__(self, fn):
-        self.fn, self.seen = fn, []
-
-    def __getattr__(self, event):
-        return lambda *args: None
-
-    def on_step_start(self, run):
-        self.seen.append(self.fn(run))
-
-
 def _steps(run, n):
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     for _ in range(n):
@@ -103,7 +89,7 @@ def test_untied_output_is_kept_unless_asked(tmp_path):
         assert changed == expected  # only those were re-drawn
 
 
-def test_window_and_embedding_schedule(tmp_path):
+def test_window_and_embedding_schedule(Watch, tmp_path):
     options = {"every": 4, "start": 5, "end": 12, "embedding_schedule": True, "embedding_warmup": 0.5}
     run = _run([{"forget": options}], steps=20, out_dir=tmp_path)
     scale = Watch(lambda r: next(g["lr_scale"] for g in r.optimizer.param_groups if "embed_tokens.weight" in g["names"]))
@@ -113,15 +99,15 @@ def test_window_and_embedding_schedule(tmp_path):
     resets = [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl") if r.get("event") == "reinit"]
     assert resets == [8, 12]  # 4 is before start, 16 after end
     # Warm up over 2 steps, then decay, within each 4-step window that ends in a reset; 1.0 elsewhere.
-    assert scale.seen == [1.0] * 4 + [0.5, 1.0, 1.0, 0.5] * 2 + [1.0] * 8
+    assert scale.values == [1.0] * 4 + [0.5, 1.0, 1.0, 0.5] * 2 + [1.0] * 8
 
 
-def test_cyclic_restarts_the_whole_schedule_every_k():
+def test_cyclic_restarts_the_whole_schedule_every_k(Watch):
     run = _run([{"forget": {"every": 4, "cyclic": True}}], steps=10, schedule="linear")
     factor = Watch(lambda r: r.schedule.factor(r.step))
     run.methods.append(factor)
     train(run)
-    assert factor.seen == pytest.approx([1.0, 0.75, 0.5, 0.25] * 2 + [1.0, 0.75])
+    assert factor.values == pytest.approx([1.0, 0.75, 0.5, 0.25] * 2 + [1.0, 0.75])
 
 
 @pytest.mark.parametrize("options, needle", [

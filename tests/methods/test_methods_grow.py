@@ -16,23 +16,6 @@ from tinylm.train.recipe import load_recipe
 from tinylm.train.serialize import load_tree
 
 
-class Watch:
-    """A method that calls `fn(run)` at every step_start, after the methods before it."""
-    name = "watch"
-
-    def __init__(self, fn):
-        self.fn, self.seen = fn, []
-
-    def __getattr__(self, event):
-        return lambda *args: None
-
-    def on_step_start(self, run):
-        self.seen.append((run.step, self.fn(run)))
-
-    def log_metrics(self):
-        return {}
-
-
 def _grow_run(make_run, options, steps, model="L4-2-16x2", watch=None, **train_section):
     methods = build_methods([{"grow": options}]) + ([watch] if watch else [])
     return make_run(methods=methods, steps=steps, model=model, **train_section)
@@ -51,7 +34,7 @@ def test_layout_places_the_remainder_explicitly():
         stage_layout(12, 13)
 
 
-def test_all_twelve_layers_train_with_eight_stages(make_run):
+def test_all_twelve_layers_train_with_eight_stages(Watch, make_run):
     first_seen = {}
 
     def remember(run):  # each block's weights when it first takes part in a step
@@ -68,7 +51,7 @@ def test_all_twelve_layers_train_with_eight_stages(make_run):
 
 
 @pytest.mark.parametrize("also", [["embeddings", "final_norm", "head"], [], ["final_norm"]])
-def test_phase1_trains_the_new_blocks_and_the_extras_phase2_all(make_run, also):
+def test_phase1_trains_the_new_blocks_and_the_extras_phase2_all(Watch, make_run, also):
     watch = Watch(lambda run: (_trainable(run), {n: p.detach().clone() for n, p in run.model.named_parameters()}))
     run = _grow_run(make_run, {"stages": 2, "phase1_also": also}, steps=16, watch=watch)  # llama: untied head
     train(run)
@@ -86,7 +69,7 @@ def test_phase1_trains_the_new_blocks_and_the_extras_phase2_all(make_run, also):
     assert not torch.equal(before["layers.2.attn.qkv_proj.weight"], after["layers.2.attn.qkv_proj.weight"])
 
 
-def test_tied_output_trains_in_phase1_when_head_is_asked(make_run):
+def test_tied_output_trains_in_phase1_when_head_is_asked(Watch, make_run):
     watch = Watch(_trainable)
     run = _grow_run(make_run, {"stages": 2, "phase1_also": ["head"]}, steps=16, watch=watch, flavour="gemma")
     train(run)
@@ -100,7 +83,7 @@ def _state_steps(run, names):
 
 
 @pytest.mark.parametrize("mode", ["keep", "reset"])
-def test_optimizer_keep_or_reset_at_a_growth(make_run, mode):
+def test_optimizer_keep_or_reset_at_a_growth(Watch, make_run, mode):
     names = ["layers.0.attn.qkv_proj.weight", "layers.2.attn.qkv_proj.weight", "embed_tokens.weight"]
     watch = Watch(lambda run: _state_steps(run, names))
     run = _grow_run(make_run, {"stages": 2, "optimizer": mode, "continual_optimizer": "reset",
@@ -208,7 +191,7 @@ def test_a_rollback_cannot_cross_a_growth(make_run):
     assert "\n" not in str(e.value)
 
 
-def test_schedule_per_stage_restarts_at_every_stage_and_the_continual_phase(make_run):
+def test_schedule_per_stage_restarts_at_every_stage_and_the_continual_phase(Watch, make_run):
     watch = Watch(lambda run: run.schedule.factor(run.step))
     run = _grow_run(make_run, {"stages": 2, "incremental": "16 steps", "schedule": "stage", "remainder": "spread"},
                     steps=20, watch=watch, schedule="linear")
