@@ -60,3 +60,19 @@ def test_cyclic_forget_beside_sleep_is_refused(capsys, tiny_recipe, tmp_path):
     assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cyclic" in err and "sleep" in err, err
+
+
+def test_grow_and_distill_together_resume_bitwise(tiny_recipe, tmp_path, resumes_exactly, teacher_runs):
+    # The student grows from 1 to 2 blocks (stage 2 starts at step 20) while distilling from two
+    # full-depth teachers; the resume point (25) lies in stage 2's phase 1.
+    methods = [{"grow": {"stages": 2}},
+               {"distill": {"teachers": [str(t) for t in teacher_runs], "alpha": 0.5, "temperature": 1.0}}]
+    recipe = load_recipe(str(tiny_recipe(methods=methods)), ["checkpoint.every=0", "train.duration=40"])
+    resumes_exactly(recipe, stop_at=25)
+
+    def logs(run_dir):
+        return [(r["step"], r.get("event"), r.get("n_layers"), r.get("distill_kl"))
+                for r in read_metrics(run_dir / "metrics.jsonl") if r.get("event") == "grow" or "distill_kl" in r]
+    straight = logs(tmp_path / "straight")
+    assert straight == logs(tmp_path / "resumed")
+    assert [(s, n) for s, e, n, _ in straight if e == "grow"] == [(20, 2)]
