@@ -19,19 +19,18 @@ from tinylm.train.loop import train
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 from tinylm.train.run import Run
+from tinylm.methods.base import Method
 
 POLICY_EVENTS = {"snapshot", "rollback", "reset_optimizer", "rebuild_model", "finish"}
 
 
-class Recorder:
+class Recorder(Method):
     """A method that records, at step_start, what the step is about to train with."""
     name = "recorder"
 
     def __init__(self):
         self.seen, self.weights = [], {}
 
-    def __getattr__(self, event):
-        return lambda *args: None
 
     def on_step_start(self, run):
         g = run.optimizer.param_groups[0]

@@ -4,6 +4,7 @@ import torch
 
 from tinylm.train.loop import train, train_step
 from tinylm.train.metrics import read_metrics
+from tinylm.methods.base import Method
 
 
 def _steps(run, n):
@@ -174,14 +175,12 @@ def test_set_lr_scale_scales_exactly_those_params(make_run):
 
 
 def test_finish_ends_the_run_as_complete(make_run):
-    class StopAt3:
+    class StopAt3(Method):
         name = "stop-at-3"
-        def __getattr__(self, event):
-            return lambda *a: None
         def on_step_end(self, run):
             if run.step == 3:
                 run.finish("enough")
 
-    run = make_run(methods=[StopAt3()], steps=10)
+    run = make_run(methods=[StopAt3(None)], steps=10)
     train(run)
     assert run.step == 3 and run.finished_early

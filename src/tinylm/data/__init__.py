@@ -6,7 +6,7 @@ samplers pull in torch; tokenising a corpus does not need it).
 
 from __future__ import annotations
 
-import importlib
+from tinylm.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "TokenStore": "tinylm.data.store",
@@ -30,11 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'tinylm.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports("tinylm.data", _EXPORTS)

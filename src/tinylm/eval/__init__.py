@@ -8,7 +8,7 @@ imported lazily so ``tinylm --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
+from tinylm.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "Scorer": "tinylm.eval.scoring",
@@ -33,11 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'tinylm.eval' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports("tinylm.eval", _EXPORTS)

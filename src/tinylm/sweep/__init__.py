@@ -6,6 +6,7 @@ need nothing beyond tinylm itself. The study machinery (`run_study`, `structure_
 first use, so `from tinylm.sweep import StructureSpace` works without it.
 """
 
+from tinylm.lazy_exports import lazy_exports
 from tinylm.sweep.structures import Structure, StructureSpace, depth_balanced_order, parse_int_range
 
 _LAZY = {"run_study": "study", "open_study": "study", "StudyResult": "study", "ranking": "study",
@@ -16,8 +17,4 @@ _LAZY = {"run_study": "study", "open_study": "study", "StudyResult": "study", "r
 __all__ = ["Structure", "StructureSpace", "depth_balanced_order", "parse_int_range", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(f"tinylm.sweep.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'tinylm.sweep' has no attribute {name!r}")
+__getattr__, _ = lazy_exports("tinylm.sweep", {name: f"tinylm.sweep.{module}" for name, module in _LAZY.items()})

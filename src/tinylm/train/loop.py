@@ -139,7 +139,7 @@ def train(run, on_step=None, on_eval=None) -> dict:
             if run.peak_flops:  # model FLOPs utilisation, when the device's peak is known (tinylm.compute)
                 record["mfu"] = record["flops_per_s"] / (run.peak_flops * run.world.size)
             for method in run.methods:
-                record.update(method.log_metrics() or {})  # duck-typed helpers may return None
+                record.update(method.log_metrics())
             run.metrics.write(record)
             window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
             window_flops = run.flops
