@@ -34,7 +34,7 @@ def synthetic_batches(vocab: int, batch: int, seq: int, device: torch.device, n:
     return [torch.randint(vocab, (batch, seq + 1), generator=g).to(device) for _ in range(n)]
 
 
-def tinylm_stepper(preset: str, batch: int, seq: int, precision: str, device: torch.device, compile_: bool):
+def tinylm_stepper(preset: str, batch: int, seq: int, precision: str, device: torch.device, compile_: bool, compile_mode: str = "default"):
     from tinylm.models import build_model, resolve_model_config
     from tinylm.train.loop import train_step
     from tinylm.train.recipe import recipe_from_dict
@@ -43,7 +43,7 @@ def tinylm_stepper(preset: str, batch: int, seq: int, precision: str, device: to
     recipe = recipe_from_dict({"data": {"store": "synthetic", "seq_len": seq}, "model": {"name": preset},
                                "train": {"batch_size": batch, "precision": precision, "lr": 1e-4,
                                          "weight_decay": 0.0, "duration": 10**9, "clip": 1.0,
-                                         "compile": compile_}})
+                                         "compile": compile_, "compile_mode": compile_mode}})
     torch.manual_seed(0)
     model = build_model(resolve_model_config(preset, max_seq_len=max(seq, 256)))
     windows = synthetic_batches(model.config.vocab_size, batch, seq, device)

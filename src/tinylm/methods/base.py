@@ -2,7 +2,9 @@
 
     start           once, after the model, optimizer and data exist (also after a resume)
     step_start      before each optimizer step's micro-batches
-    loss            per micro-batch: may return an extra loss term (a tensor) to add
+    loss            per micro-batch: may return an extra loss term (a tensor) to add; a method
+                    that overrides `on_loss` makes the loop return the logits from the compiled
+                    objective (they cost memory and time, so other runs never get them)
     after_backward  gradients of the whole step are in place (before clipping)
     step_end        after the optimizer and schedule stepped; counters already advanced
     eval            validation metrics in hand
@@ -46,6 +48,11 @@ class Method:
     def on_stop(self, run: "Run") -> None: ...
     def log_metrics(self) -> dict:
         return {}
+
+    @property
+    def uses_logits(self) -> bool:
+        """Whether `on_loss` is overridden: only then does the loop keep the logits for it."""
+        return type(self).on_loss is not Method.on_loss
 
     def state_dict(self) -> dict:
         return {}

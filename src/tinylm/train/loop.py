@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from tinylm.train import distributed
 from tinylm.train.checkpoint import save_checkpoint
+from tinylm.train.objective import lm_loss  # noqa: F401  (its home before objective.py)
 
 
 def autocast(run):
@@ -22,11 +23,6 @@ def autocast(run):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=run.device.type, dtype=dtype)
-
-
-def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the positions that have a label (-100 marks none)."""
-    return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -73,21 +69,23 @@ def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:
     loss_sum = torch.zeros((), device=run.device)
     data_time = 0.0
     run.emit("step_start")
+    wants_logits = any(method.uses_logits for method in run.methods)
     for micro in range(accum):
         t = time.perf_counter()
         batch = _to(run.batches.next_batch(), run.device)
         data_time += time.perf_counter() - t
         last = micro == accum - 1
-        sync = contextlib.nullcontext() if last or not run.world.active else run.forward_model.no_sync()
+        sync = contextlib.nullcontext() if last or not run.world.active else run.objective.no_sync()
         with sync:
             with autocast(run):
-                logits = run.forward_model(batch["input_ids"], batch.get("attention_mask"))
-            loss = lm_loss(logits, batch["labels"])
+                loss, logits = run.objective(batch["input_ids"], batch.get("attention_mask"),
+                                                 batch["labels"], wants_logits)
             total = loss
-            for method in run.methods:
-                extra = method.on_loss(run, batch, logits, loss)
-                if extra is not None:
-                    total = total + extra
+            if wants_logits:
+                for method in run.methods:
+                    extra = method.on_loss(run, batch, logits, loss)
+                    if extra is not None:
+                        total = total + extra
             scaler.scale(total / accum).backward()
         loss_sum += loss.detach()
     run.emit("after_backward")

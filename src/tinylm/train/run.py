@@ -19,7 +19,9 @@ from tinylm.compute import flops_per_token, peak_flops
 from tinylm.errors import UserError
 from tinylm.models import build_model
 from tinylm.train import distributed
+from tinylm.train.cpu_memory import keep_freed_memory
 from tinylm.train.metrics import MetricsLog
+from tinylm.train.objective import Objective
 from tinylm.train.optim import build_optimizer, decays, load_state_by_name, param_groups, state_by_name
 from tinylm.train.recipe import Recipe
 from tinylm.train.schedule import Schedule
@@ -50,6 +52,8 @@ class Run:
         self.lr_scales: dict[str, float] = {}    # per-parameter LR multipliers (GAFF's embedding-only schedule)
         self.parked: dict[str, dict] = {}        # optimizer state of frozen parameters, theirs again when they train
         self.finished_early = False
+        if device.type == "cpu":
+            keep_freed_memory()  # a step's buffers are reused, not page-faulted in again (cpu_memory.py)
         self.model = model.to(device)
         self.optimizer = self._new_optimizer()
         # The device's peak FLOP/s for MFU: given (TINYLM_PEAK_FLOPS), cached, or measured once on a GPU (a
@@ -64,11 +68,11 @@ class Run:
         return t.batch_size * t.grad_accum * self.recipe.data.seq_len * self.world.size
 
     def _refresh(self) -> None:
-        """Re-wrap the model (compile / DDP) and recount FLOPs after any structural change."""
-        wrapped = self.model
+        """Re-wrap the model with its loss (`Objective`, then compile / DDP) and recount FLOPs after any structural change."""
+        wrapped = Objective(self.model)
         if self.recipe.train.compile:
             wrapped = torch.compile(wrapped, mode=self.recipe.train.compile_mode)
-        self.forward_model = distributed.wrap(wrapped, self.world, self.device)
+        self.objective = distributed.wrap(wrapped, self.world, self.device)
         self.flops_per_token = flops_per_token(self.model, self.recipe.data.seq_len)
 
     def named(self, params: ParamSelector = None) -> list[tuple[str, nn.Parameter]]:
