@@ -104,10 +104,11 @@ def test_keep_freed_memory_applies_once_and_can_be_turned_off():
 
 
 def test_compiled_objective_trains_as_eager(make_run):
-    """`train.compile` compiles model and loss together (custom backward included): same losses."""
+    """`train.compile` compiles model and loss together (custom backward and, in CPU bf16, the
+    matmul attention with its constant causal bias included): the same losses as eager."""
     losses = []
     for compile_ in (False, True):
-        run = make_run(compile=compile_)
+        run = make_run(compile=compile_, precision="bf16")
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         losses.append([float(train_step(run, scaler)[0]) for _ in range(3)])
-    torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(losses[1], losses[0], rtol=2e-3, atol=0)

@@ -115,6 +115,22 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return torch.cat((x_rot * cos + _rotate_half(x_rot) * sin, x_pass), dim=-1)
 
 
+_CAUSAL_BIAS: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+
+@torch.compiler.assume_constant_result
+def causal_bias(T: int, device: torch.device) -> torch.Tensor:
+    """(T, T) float32, 0 where a query may attend and -inf above the diagonal; one per length and device.
+
+    A constant to add, not a mask computed per call: compiled, the mask built in the graph (an index
+    comparison per score, kept for the backward) cost as much as the softmax itself.
+    """
+    key = (T, torch.device(device))
+    if key not in _CAUSAL_BIAS:
+        _CAUSAL_BIAS[key] = torch.full((T, T), float("-inf"), device=device).triu_(1)
+    return _CAUSAL_BIAS[key]
+
+
 def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
                      causal: bool, dropout: float) -> torch.Tensor:
     """Softmax attention as two matmuls with a float32 softmax (what HF's "eager" path computes).
@@ -124,9 +140,8 @@ def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     """
     scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
     if mask is None and causal:
-        T = q.shape[-2]
-        mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril_()
-    if mask is not None:
+        scores = scores + causal_bias(q.shape[-2], q.device)  # exp(-inf) = 0: as masked_fill
+    elif mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     probs = scores.softmax(-1).to(v.dtype)
     if dropout:
