@@ -10,6 +10,7 @@ The teachers are in-memory models (distill's loss path and cache exactly as in t
 loading from run directories is skipped). Prints JSON.
 
     OMP_NUM_THREADS=1 python bench/distill_cost.py [--spec L4-4-128x4] [--vocab 8000] [--batch 8] [--seq 128]
+    python bench/distill_cost.py --spec babyllama2-16m --vocab 16000 --precision bf16 [--compile]
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from pathlib import Path
 import torch
 
 
-def make_run(spec: str, vocab: int, batch: int, seq: int, methods: list, seed: int = 0):
+def make_run(spec: str, vocab: int, batch: int, seq: int, methods: list, seed: int = 0,
+             precision: str = "fp32", compile_: bool = False):
     from tinylm.models import build_model, resolve_model_config
     from tinylm.train.recipe import recipe_from_dict
     from tinylm.train.run import Run
 
     recipe = recipe_from_dict({"data": {"store": "synthetic", "seq_len": seq}, "model": {"name": spec},
-                               "train": {"batch_size": batch, "lr": 1e-4, "duration": 10**9}})
+                               "train": {"batch_size": batch, "lr": 1e-4, "duration": 10**9,
+                                         "precision": precision, "compile": compile_}})
     torch.manual_seed(seed)
     model = build_model(resolve_model_config(spec, vocab_size=vocab, max_seq_len=seq))
 
@@ -75,6 +78,8 @@ def main() -> None:
     p.add_argument("--top-k", type=int, default=64)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=4, help="steps per configuration per round")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--compile", action="store_true", help="train.compile: student, teachers and KL compiled")
     a = p.parse_args()
 
     teachers = [make_run(a.spec, a.vocab, a.batch, a.seq, [], seed=s).model.eval() for s in (1, 2)]
@@ -86,7 +91,10 @@ def main() -> None:
         "2_teachers_cache_write": [distill_method(teachers, tmp, a.top_k)],
         "2_teachers_cache_read": [distill_method(teachers, tmp, a.top_k)],  # same steps, right after the write
     }
-    runs = {name: make_run(a.spec, a.vocab, a.batch, a.seq, methods) for name, methods in configs.items()}
+    runs = {name: make_run(a.spec, a.vocab, a.batch, a.seq, methods, precision=a.precision, compile_=a.compile)
+            for name, methods in configs.items()}
+    for run in runs.values():
+        run.emit("start")  # distill compiles its teachers and KL here when the run compiles
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     times: dict[str, list[float]] = {name: [] for name in runs}
     forward_s: list[float] = []
@@ -100,9 +108,10 @@ def main() -> None:
         if round_:  # the teachers' forward alone, timed like the steps: what distill cannot avoid paying
             batch = runs["2_teachers"].batches.next_batch()
             t = time.perf_counter()
+            method = configs["2_teachers"][0]
             with torch.no_grad():
                 for _ in range(a.steps):
-                    configs["2_teachers"][0].teacher(batch["input_ids"])
+                    method._teacher_logits(runs["2_teachers"], batch)  # under the run's autocast, as in training
             forward_s.append((time.perf_counter() - t) / a.steps)
     step_s = {name: statistics.median(v) for name, v in times.items()}
     student = runs["student"].model
@@ -115,7 +124,7 @@ def main() -> None:
     out = {
         "model": {"spec": a.spec, "vocab": a.vocab, "batch": a.batch, "seq": a.seq,
                   "parameters": sum(p.numel() for p in student.parameters())},
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "precision": a.precision, "compile": a.compile, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "rounds": a.rounds, "steps_per_round": a.steps,
         "step_s": {k: round(v, 4) for k, v in step_s.items()},
         "flops_per_token": {"student_train_step": train_flops, "teacher_forward": teacher_fwd},
@@ -132,7 +141,7 @@ def main() -> None:
         "cache": {"top_k": a.top_k, "mb_per_step": round(cache_bytes / max(1, cache_steps) / 2**20, 3),
                   "read_hits_misses": hits["2_teachers_cache_read"],
                   "write_hits_misses": hits["2_teachers_cache_write"]},
-        "note": "shared 2-core machine, other jobs running: timings are noisy; compare ratios, not absolute times",
+        "note": "compare ratios, not absolute times: they move with the machine's load",
     }
     print(json.dumps(out, indent=1))
 

@@ -112,3 +112,13 @@ def test_compiled_objective_trains_as_eager(make_run):
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         losses.append([float(train_step(run, scaler)[0]) for _ in range(3)])
     torch.testing.assert_close(losses[1], losses[0], rtol=2e-3, atol=0)
+
+
+def test_a_compiled_run_keeps_a_graph_per_structure(make_run):
+    """grow's stages and frozen sets are one graph each: dynamo's default of 8 would silently fall back
+    to eager after the eighth."""
+    from tinylm.train.run import COMPILED_STRUCTURES
+
+    torch._dynamo.config.recompile_limit = 8
+    make_run(compile=True)
+    assert torch._dynamo.config.recompile_limit >= COMPILED_STRUCTURES >= 32

@@ -160,6 +160,8 @@ class Distill(Method):
     def __init__(self, config: DistillConfig):
         super().__init__(config)
         self.teacher = None           # tinylm.eval.ensemble.MeanLogits over the teachers
+        self.teacher_forward = None   # the teacher compiled, when the run compiles
+        self.kl_loss = distill_kl     # compiled when the run compiles
         self.cache = None             # TeacherCache, with `cache:`
         self.teacher_flops_per_token = 0.0
         self.teacher_flops = 0.0      # cumulative teacher forward FLOPs (state: survives resume)
@@ -169,8 +171,15 @@ class Distill(Method):
 
     # -- events ----------------------------------------------------------------------------------
     def on_start(self, run) -> None:
-        if self.teacher is not None:
-            return
+        if self.teacher is None:
+            self._load_teachers(run)
+        if run.recipe.train.compile and self.teacher_forward is None:
+            # Eager, the KL's passes over batch x vocabulary floats cost about a same-size teacher's
+            # forward on a CPU; compiled, they fuse (bench/distill_cost.py --compile).
+            self.teacher_forward = torch.compile(self.teacher, mode=run.recipe.train.compile_mode)
+            self.kl_loss = torch.compile(distill_kl, mode=run.recipe.train.compile_mode)
+
+    def _load_teachers(self, run) -> None:
         from tinylm.compute import forward_flops_per_token
         from tinylm.eval.ensemble import ensemble_of, load_members
 
@@ -193,7 +202,7 @@ class Distill(Method):
         cfg, temperature = self.config, self.config.temperature
         labels = batch["labels"]
         if self.cache is None:
-            kl = distill_kl(logits, self._teacher_logits(run, batch), labels, temperature)
+            kl = self.kl_loss(logits, self._teacher_logits(run, batch), labels, temperature)
         else:
             kl = distill_kl_top_k(logits, *self._top_k(run, batch), labels, temperature)
         self.micro += 1
@@ -227,7 +236,8 @@ class Distill(Method):
         from tinylm.train.loop import autocast
 
         with autocast(run):
-            z = self.teacher(batch["input_ids"], batch.get("attention_mask"))
+            teacher = self.teacher if self.teacher_forward is None else self.teacher_forward
+            z = teacher(batch["input_ids"], batch.get("attention_mask"))
         self.teacher_flops += self.teacher_flops_per_token * batch["input_ids"].numel() * run.world.size
         return z
 

@@ -29,6 +29,8 @@ from tinylm.train.serialize import load_tree, save_tree
 
 log = logging.getLogger(__name__)
 
+COMPILED_STRUCTURES = 64  # graphs kept per compiled function (dynamo's recompile_limit)
+
 ParamSelector = Iterable[str] | Iterable[nn.Parameter] | Callable[[str, nn.Parameter], bool] | None
 
 
@@ -71,6 +73,9 @@ class Run:
         """Re-wrap the model with its loss (`Objective`, then compile / DDP) and recount FLOPs after any structural change."""
         wrapped = Objective(self.model)
         if self.recipe.train.compile:
+            # Every structure (grow's stages, each with its frozen set) is one more compiled graph of
+            # Objective.forward; past dynamo's default 8 it would fall back to eager without a word.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, COMPILED_STRUCTURES)
             wrapped = torch.compile(wrapped, mode=self.recipe.train.compile_mode)
         self.objective = distributed.wrap(wrapped, self.world, self.device)
         self.flops_per_token = flops_per_token(self.model, self.recipe.data.seq_len)

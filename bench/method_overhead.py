@@ -1,0 +1,143 @@
+"""What sleep, forget and grow add to a training step: the time spent in their own code.
+
+Each method runs on BabyLlama 16M (8 x 128, bf16) with its events every `--every` steps, so that a
+short run sees several; the loop's `run.emit` is timed, which holds everything a method does (its
+hooks and the Run primitives they call: optimizer resets, re-initialisation, rebuilding the model,
+growing it). Reported per method:
+
+* `hooks_ms_per_step`: the median time in the method's code on a step without an event;
+* `event_hooks_ms`: the mean time in the method's code on a step with an event (a sleep, a reset, a growth);
+* `event_ms`: the mean extra wall time of that step and the next over two ordinary steps: the event's
+  whole cost, including (with `--compile`) compiling the graph of a new structure;
+* `overhead_at_paper_cadence`: (hooks per step + event / cadence) over the median training step, with
+  the papers' cadences: a sleep every 10,000 steps (FORGETTER, Baby10M), a reset every 250 updates
+  (GAFF's shortest k), a growth every 2,500 steps (10k incremental steps over 4 stages);
+* with `--compile`, a deep sleep's rebuilt model reuses the compiled graph (same structure); each
+  growth stage and each change of the frozen set is a new graph to compile.
+
+What a method changes on purpose (grow trains fewer or more layers, freezing skips gradients) is
+compute, not overhead, and is not counted. The evaluation the paper's sleep policy runs at each
+episode's end is one validation pass per 10,000 steps, timed by `tinylm eval`, not here. Prints JSON.
+
+    python bench/method_overhead.py [--every 20] [--steps 60] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from throughput import synthetic_batches
+
+CADENCE = {"sleep (light)": 10_000, "sleep (deep)": 10_000, "forget": 250, "grow": 2_500}
+
+
+def method_options(every: int, steps: int) -> dict[str, list]:
+    return {
+        "plain": [],
+        "sleep (light)": [{"sleep": {"episode": f"{every} steps", "policy": "light"}}],
+        "sleep (deep)": [{"sleep": {"episode": f"{every} steps", "policy": "deep"}}],
+        "forget": [{"forget": {"every": every}}],
+        "grow": [{"grow": {"stages": 4, "stage": f"{every} steps"}}],
+    }
+
+
+def build(preset: str, batch: int, seq: int, steps: int, methods: list, compile_: bool):
+    from tinylm.methods import build_methods
+    from tinylm.models import build_model, resolve_model_config
+    from tinylm.train.recipe import recipe_from_dict
+    from tinylm.train.run import Run
+
+    recipe = recipe_from_dict({"data": {"store": "synthetic", "seq_len": seq}, "model": {"name": preset},
+                               "train": {"batch_size": batch, "precision": "bf16", "lr": 1e-4, "duration": steps,
+                                         "compile": compile_, "log_every": 10**9}, "methods": methods})
+    torch.manual_seed(0)
+    model = build_model(resolve_model_config(preset, max_seq_len=max(seq, 256)))
+    windows = synthetic_batches(model.config.vocab_size, batch, seq, torch.device("cpu"))
+
+    class Batches:
+        i = 0
+
+        def next_batch(self):
+            w = windows[self.i % len(windows)]
+            self.i += 1
+            return {"input_ids": w[:, :-1], "labels": w[:, 1:]}
+
+    return Run(recipe, model, Batches(), [], torch.device("cpu"), steps, build_methods(methods))
+
+
+def measure(run, steps: int) -> tuple[list[float], list[float], list[bool]]:
+    """Per step: (wall seconds, seconds inside the methods' events, whether a primitive was called)."""
+    from tinylm.train.loop import train_step
+
+    spent, called = [0.0], [False]
+    emit, log_event = run.emit, run.log_event
+
+    def logged(event, **fields):  # every Run primitive logs itself: this is how an event step is known
+        called[0] = True
+        log_event(event, **fields)
+    run.log_event = logged
+
+    def timed_emit(event, *args):
+        t = time.perf_counter()
+        emit(event, *args)
+        spent[0] += time.perf_counter() - t
+    run.emit = timed_emit
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    run.emit("start")
+    walls, hooks, events = [], [], []
+    for _ in range(steps):
+        spent[0], called[0] = 0.0, False
+        t = time.perf_counter()
+        train_step(run, scaler)
+        walls.append(time.perf_counter() - t)
+        hooks.append(spent[0])
+        events.append(called[0])
+    return walls, hooks, events
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="babyllama2-16m")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--every", type=int, default=20, help="steps between a method's events in this benchmark")
+    p.add_argument("--steps", type=int, default=61, help="steps per method (the first one warms up)")
+    p.add_argument("--compile", action="store_true")
+    a = p.parse_args()
+    results = {}
+    plain_step = None
+    for name, methods in method_options(a.every, a.steps).items():
+        run = build(a.preset, a.batch, a.seq, 10**6, methods, a.compile)  # measured: the first --steps
+        walls, hooks, events = measure(run, a.steps)
+        walls, hooks, events = walls[1:], hooks[1:], events[1:]  # step 1 warms up (and compiles)
+        event_steps = [i for i, e in enumerate(events) if e]
+        quiet = [i for i in range(len(walls)) if i not in event_steps and i - 1 not in event_steps]
+        step = statistics.median(walls[i] for i in quiet)
+        row = {"median_step_ms": round(step * 1e3, 2)}
+        if name == "plain":
+            plain_step = step
+        else:
+            hook = statistics.median(hooks[i] for i in quiet)
+            # An event's whole cost: its step and the next one beyond two ordinary steps (hooks, and
+            # under --compile the new graph's compilation, which happens in whichever step first runs it)
+            extra = [walls[i] + walls[i + 1] - 2 * step for i in event_steps if i + 1 < len(walls)]
+            event = statistics.mean(extra) if extra else 0.0
+            cadence = CADENCE[name]
+            row.update({"hooks_ms_per_step": round(hook * 1e3, 3), "events": len(event_steps),
+                        "event_hooks_ms": round(statistics.mean(hooks[i] for i in event_steps) * 1e3, 2),
+                        "event_ms": round(event * 1e3, 1), "paper_cadence_steps": cadence,
+                        "overhead_at_paper_cadence": round((hook + event / cadence) / plain_step, 5)})
+        results[name] = row
+        print(json.dumps({name: row}), flush=True)
+    print(json.dumps({"benchmark": "method overhead", "preset": a.preset, "batch": a.batch, "seq": a.seq,
+                      "precision": "bf16", "compile": a.compile, "every": a.every, "threads": torch.get_num_threads(),
+                      "torch": torch.__version__, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
