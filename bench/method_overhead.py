@@ -11,7 +11,8 @@ growing it). Reported per method:
   whole cost, including (with `--compile`) compiling the graph of a new structure;
 * `overhead_at_paper_cadence`: (hooks per step + event / cadence) over the median training step, with
   the papers' cadences: a sleep every 10,000 steps (FORGETTER, Baby10M), a reset every 250 updates
-  (GAFF's shortest k), a growth every 2,500 steps (10k incremental steps over 4 stages);
+  (GAFF's shortest k), a growth every 2,500 steps (10k incremental steps over 4 stages) and a
+  change of the frozen set half-way through each stage;
 * with `--compile`, a deep sleep's rebuilt model reuses the compiled graph (same structure); each
   growth stage and each change of the frozen set is a new graph to compile.
 
@@ -33,7 +34,9 @@ import torch
 
 from throughput import synthetic_batches
 
-CADENCE = {"sleep (light)": 10_000, "sleep (deep)": 10_000, "forget": 250, "grow": 2_500}
+# Steps between events at the papers' settings. grow has two per stage: the growth, and its phase
+# switch half-way (phase1_fraction 0.5: the old blocks unfreeze).
+CADENCE = {"sleep (light)": 10_000, "sleep (deep)": 10_000, "forget": 250, "grow": 1_250}
 
 
 def method_options(every: int, steps: int) -> dict[str, list]:

@@ -2,7 +2,9 @@
 
 Same config, same batch, same AdamW; each contender in its best setting for the device
 (transformers: bf16 autocast, SDPA, fused AdamW where the device has it, optional compile; tinylm:
-its recipe defaults plus the levers named on the command line). The two alternate in one process,
+`train.compile: true` and bf16, `--eager` for its uncompiled step). tinylm's Run tells glibc to keep
+freed memory (train/cpu_memory.py) and that holds for the whole process, so transformers, measured
+after it, gets that lever too. The two alternate in one process,
 round-robin, so machine noise hits both alike. Prints JSON (`--json`: a list, one object per
 configuration).
 
@@ -171,7 +173,8 @@ def main() -> None:
                         "(default: 16m:8x128 on CPU; 16m:128x512 345m:32x512 forgetter:12x512 on CUDA)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", nargs="+", default=["bf16"])
-    p.add_argument("--compile", action="store_true", help="tinylm with train.compile")
+    p.add_argument("--eager", dest="compile", action="store_false",
+                   help="tinylm without train.compile (by default it compiles: its best setting, as the issue asks)")
     p.add_argument("--hf-compile", action="store_true", help="transformers under torch.compile")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=5, help="steps per round per contender")
