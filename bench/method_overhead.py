@@ -39,13 +39,13 @@ from throughput import synthetic_batches
 CADENCE = {"sleep (light)": 10_000, "sleep (deep)": 10_000, "forget": 250, "grow": 1_250}
 
 
-def method_options(every: int, steps: int) -> dict[str, list]:
+def method_options(every: int, depth: int) -> dict[str, list]:
     return {
         "plain": [],
         "sleep (light)": [{"sleep": {"episode": f"{every} steps", "policy": "light"}}],
         "sleep (deep)": [{"sleep": {"episode": f"{every} steps", "policy": "deep"}}],
         "forget": [{"forget": {"every": every}}],
-        "grow": [{"grow": {"stages": 4, "stage": f"{every} steps"}}],
+        "grow": [{"grow": {"stages": min(4, depth), "stage": f"{every} steps"}}],
     }
 
 
@@ -114,7 +114,9 @@ def main() -> None:
     a = p.parse_args()
     results = {}
     plain_step = None
-    for name, methods in method_options(a.every, a.steps).items():
+    from tinylm.models import resolve_model_config
+    depth = resolve_model_config(a.preset).n_layers
+    for name, methods in method_options(a.every, depth).items():
         run = build(a.preset, a.batch, a.seq, 10**6, methods, a.compile)  # measured: the first --steps
         walls, hooks, events = measure(run, a.steps)
         walls, hooks, events = walls[1:], hooks[1:], events[1:]  # step 1 warms up (and compiles)

@@ -1,0 +1,40 @@
+"""The benchmarks the issues ask for run and print what they promise (a tiny model, one round)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def _run(script, *args):
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True,
+                          check=True, timeout=300)
+    lines = done.stdout.splitlines()
+    last = max(i for i, line in enumerate(lines) if line in ("{", "["))  # the closing document, after progress lines
+    return json.loads("\n".join(lines[last:]))
+
+
+def test_throughput_prints_one_object_per_config_with_the_issue_keys():
+    rows = _run("throughput.py", "--json", "--eager", "--configs", "L2-4-32x2:2x16", "L2-4-32x2:1x8",
+                "--rounds", "1", "--steps", "1", "--warmup", "1")
+    assert [r["config"] for r in rows] == ["L2-4-32x2 2x16", "L2-4-32x2 1x8"]
+    for r in rows:
+        assert {"config", "device", "precision", "tinylm_tokens_per_s", "transformers_tokens_per_s", "ratio",
+                "mfu", "peak_memory_mb"} <= set(r)
+        assert r["precision"] == "bf16" and r["compile"] is False
+        assert r["ratio"] == round(r["tinylm_tokens_per_s"] / r["transformers_tokens_per_s"], 3)
+        assert 0 < r["mfu"] < 1 and r["peak_memory_mb"] > 0
+
+
+def test_method_overhead_times_every_method_and_its_events():
+    out = _run("method_overhead.py", "--preset", "L2-4-32x2", "--batch", "2", "--seq", "16", "--every", "4",
+               "--steps", "13")
+    results = out["results"]
+    assert set(results) == {"plain", "sleep (light)", "sleep (deep)", "forget", "grow"}
+    for name, row in results.items():
+        if name != "plain":
+            assert row["events"] >= 2, name  # events every 4 steps over 12 timed steps
+            assert 0 <= row["overhead_at_paper_cadence"] < 1
+    assert results["sleep (deep)"]["event_hooks_ms"] > results["sleep (deep)"]["hooks_ms_per_step"]
