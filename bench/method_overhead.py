@@ -32,7 +32,7 @@ import time
 
 import torch
 
-from throughput import synthetic_batches
+from throughput import SyntheticStream
 
 # Steps between events at the papers' settings. grow has two per stage: the growth, and its phase
 # switch half-way (phase1_fraction 0.5: the old blocks unfreeze).
@@ -60,17 +60,8 @@ def build(preset: str, batch: int, seq: int, steps: int, methods: list, compile_
                                          "compile": compile_, "log_every": 10**9}, "methods": methods})
     torch.manual_seed(0)
     model = build_model(resolve_model_config(preset, max_seq_len=max(seq, 256)))
-    windows = synthetic_batches(model.config.vocab_size, batch, seq, torch.device("cpu"))
-
-    class Batches:
-        i = 0
-
-        def next_batch(self):
-            w = windows[self.i % len(windows)]
-            self.i += 1
-            return {"input_ids": w[:, :-1], "labels": w[:, 1:]}
-
-    return Run(recipe, model, Batches(), [], torch.device("cpu"), steps, build_methods(methods))
+    batches = SyntheticStream(model.config.vocab_size, batch, seq, torch.device("cpu"))
+    return Run(recipe, model, batches, [], torch.device("cpu"), steps, build_methods(methods))
 
 
 def measure(run, steps: int) -> tuple[list[float], list[float], list[bool]]:

@@ -36,6 +36,19 @@ def synthetic_batches(vocab: int, batch: int, seq: int, device: torch.device, n:
     return [torch.randint(vocab, (batch, seq + 1), generator=g).to(device) for _ in range(n)]
 
 
+class SyntheticStream:
+    """`next_batch()` over a few fixed random windows, in a loop (what a Run reads its batches from)."""
+
+    def __init__(self, vocab: int, batch: int, seq: int, device: torch.device):
+        self.windows = synthetic_batches(vocab, batch, seq, device)
+        self.i = 0
+
+    def next_batch(self) -> dict:
+        w = self.windows[self.i % len(self.windows)]
+        self.i += 1
+        return {"input_ids": w[:, :-1], "labels": w[:, 1:]}
+
+
 def tinylm_stepper(preset: str, batch: int, seq: int, precision: str, device: torch.device, compile_: bool, compile_mode: str = "default"):
     from tinylm.models import build_model, resolve_model_config
     from tinylm.train.loop import train_step
@@ -48,17 +61,7 @@ def tinylm_stepper(preset: str, batch: int, seq: int, precision: str, device: to
                                          "compile": compile_, "compile_mode": compile_mode}})
     torch.manual_seed(0)
     model = build_model(resolve_model_config(preset, max_seq_len=max(seq, 256)))
-    windows = synthetic_batches(model.config.vocab_size, batch, seq, device)
-
-    class Batches:
-        i = 0
-
-        def next_batch(self):
-            w = windows[self.i % len(windows)]
-            self.i += 1
-            return {"input_ids": w[:, :-1], "labels": w[:, 1:]}
-
-    run = Run(recipe, model, Batches(), [], device, 10**9, [])
+    run = Run(recipe, model, SyntheticStream(model.config.vocab_size, batch, seq, device), [], device, 10**9, [])
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     return (lambda: train_step(run, scaler)), run.model
 
