@@ -162,6 +162,11 @@ def test_validation_split_does_not_follow_the_data_order_seed(tmp_path, monkeypa
     assert len(stores) == 1
     other = open_store(recipe_from_dict({**recipe, "data": {**recipe["data"], "split_seed": 1}}), World()).path
     assert other not in stores
+    # `tinylm eval` knows the store a run trained on (its val loss is then the run's): the same key
+    from tinylm.eval.report import is_run_store
+    (store,) = stores
+    assert is_run_store(recipe_from_dict({**recipe, "data": {**recipe["data"], "seed": 3}}), store)
+    assert not is_run_store(recipe_from_dict(recipe), other)
 
 
 def test_a_run_from_before_a_new_recipe_key_still_resumes(tiny_recipe, tmp_path):

@@ -58,17 +58,9 @@ def is_run_store(recipe, store_path) -> bool:
     if data.store is not None:
         import os
         return Path(os.path.expandvars(os.path.expanduser(data.store))).resolve() == store
-    # `sources:` recipes train on a store prepared into the cache (tinylm.train.build.open_store)
-    import hashlib
-    import os
+    from tinylm.train.build import sources_store_path  # `sources:` recipes: a store prepared into the cache
 
-    from tinylm.train.build import cache_dir
-
-    sources = [os.path.expandvars(os.path.expanduser(s)) for s in data.sources]
-    key = json.dumps({"sources": [str(Path(s).resolve()) if s != "bundled" else s for s in sources],
-                      "tokenizer": data.tokenizer, "docs": data.docs, "val_fraction": data.val_fraction,
-                      "seed": data.seed})
-    return (cache_dir() / "stores" / hashlib.sha256(key.encode()).hexdigest()[:16]).resolve() == store
+    return sources_store_path(data).resolve() == store
 
 
 def headline(task: str, name: str, result: dict, run_store: bool = False) -> dict:

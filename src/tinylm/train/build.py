@@ -51,19 +51,30 @@ def open_store(recipe: Recipe, world: distributed.World):
     data = recipe.data
     if data.store is not None:
         return TokenStore.open(os.path.expandvars(os.path.expanduser(data.store)))
-    sources = [os.path.expandvars(os.path.expanduser(s)) for s in data.sources]
-    # The split's seed is `split_seed`, not the data-order `seed`: runs of different seeds must
-    # share one store (one validation set). The key's name stays "seed" so existing caches still hit.
-    key = json.dumps({"sources": [_fingerprint(s) for s in sources],
-                      "tokenizer": data.tokenizer, "docs": data.docs, "val_fraction": data.val_fraction,
-                      "seed": data.split_seed})
-    out = cache_dir() / "stores" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    sources = _sources(data)
+    out = sources_store_path(data)
     if world.is_main and not (out / "meta.json").exists():
         log.info("preparing %s with %s into %s", ", ".join(sources), data.tokenizer, out)
         prepare_store(sources, data.tokenizer, out, val_fraction=data.val_fraction, seed=data.split_seed,
                       docs=data.docs)
     world.barrier()
     return TokenStore.open(out)
+
+
+def _sources(data) -> list[str]:
+    return [os.path.expandvars(os.path.expanduser(s)) for s in data.sources]
+
+
+def sources_store_path(data) -> Path:
+    """Where a `sources:` recipe's store is prepared in the cache: keyed by the sources' content.
+
+    The split's seed is `split_seed`, not the data-order `seed`: runs of different seeds must share
+    one store (one validation set). The key's name stays "seed" so existing caches still hit.
+    """
+    key = json.dumps({"sources": [_fingerprint(s) for s in _sources(data)],
+                      "tokenizer": data.tokenizer, "docs": data.docs, "val_fraction": data.val_fraction,
+                      "seed": data.split_seed})
+    return cache_dir() / "stores" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _fingerprint(source: str) -> list:
