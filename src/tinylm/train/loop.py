@@ -79,7 +79,7 @@ def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:
         with sync:
             with autocast(run):
                 loss, logits = run.objective(batch["input_ids"], batch.get("attention_mask"),
-                                                 batch["labels"], wants_logits)
+                                             batch["labels"], wants_logits)
             total = loss
             if wants_logits:
                 for method in run.methods:
