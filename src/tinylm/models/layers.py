@@ -123,7 +123,8 @@ def causal_bias(T: int, device: torch.device) -> torch.Tensor:
     """(T, T) float32, 0 where a query may attend and -inf above the diagonal; one per length and device.
 
     A constant to add, not a mask computed per call: compiled, the mask built in the graph (an index
-    comparison per score, kept for the backward) cost as much as the softmax itself.
+    comparison per score, written out as a boolean tensor) made the softmax forward 2.6x slower
+    (12.4 against 4.8 ms a step for BabyLlama 16M, 8 x 128, on 2 cores).
     """
     key = (T, torch.device(device))
     if key not in _CAUSAL_BIAS:
