@@ -8,8 +8,8 @@ them anyway) and one float32 log-sum-exp per position. The gradient is written o
 
     d loss / d logit_v = (softmax_v - [v = target]) * valid / n_valid
 
-Float32 work happens `ROWS_PER_CHUNK` positions at a time, so eager mode never holds more than a
-chunk of float32 vocabulary rows; under `torch.compile` the casts fuse into the kernels and no
+Float32 work happens a chunk of positions at a time (`FLOAT32_CHUNK_BYTES` of float32 rows at
+most), so eager mode never holds more than that; under `torch.compile` the casts fuse into the kernels and no
 float32 copy exists at all. On the 2-core CPU benchmark (BabyLlama 16M, 8 x 128, bf16, compiled)
 it took a training step from 5,569 to 5,958 tokens/s over `F.cross_entropy` (bench/cpu_levers.py).
 """
@@ -42,7 +42,7 @@ class CrossEntropy(torch.autograd.Function):
         lse_all = torch.cat(lse) if len(lse) > 1 else lse[0]
         target_logit = torch.cat(picked) if len(picked) > 1 else picked[0]
         n_valid = valid.sum()
-        # int32 targets: the backward compares them with every vocabulary index, int64 costs twice
+        # int32 targets: the backward compares them with every vocabulary index (an int64 vector holds half the lanes)
         ctx.save_for_backward(logits, lse_all, targets.int(), valid, n_valid)
         return ((lse_all - target_logit) * valid).sum() / n_valid  # 0 / 0 = nan, as F.cross_entropy
 

@@ -4,8 +4,9 @@ The loop calls `Objective`, not the model, so that `torch.compile` sees the loss
 alone, the model hands full-vocabulary logits to an eager cross-entropy, which on a CPU spends
 longer in its log-softmax and backward (passes over batch x vocabulary floats) than in the head's
 matmuls; compiled with the model, the casts, log-sum-exp and gradient fuse into a few kernels
-(bench/cpu_levers.py). The loss itself is `cross_entropy.py`'s. The logits leave the module only when a method asks for them (distillation
-adds a KL term on them), so the plain objective never returns (nor keeps a gradient buffer for) them.
+(bench/cpu_levers.py). The loss itself is `cross_entropy.py`'s. The logits leave the module only
+when a method asks for them (distillation adds a KL term on them), so the plain objective never
+returns (nor keeps a gradient buffer for) them.
 """
 
 from __future__ import annotations
