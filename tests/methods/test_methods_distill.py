@@ -17,7 +17,7 @@ from tinylm.methods.distill import distill_kl, distill_kl_top_k
 from tinylm.methods.teacher_cache import TeacherCache
 from tinylm.runs.execute import execute
 from tinylm.train.checkpoint import latest_checkpoint
-from tinylm.train.loop import lm_loss
+from tinylm.train.objective import lm_loss
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 

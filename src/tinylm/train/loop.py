@@ -14,7 +14,6 @@ import torch.nn.functional as F
 
 from tinylm.train import distributed
 from tinylm.train.checkpoint import save_checkpoint
-from tinylm.train.objective import lm_loss  # noqa: F401  (its home before objective.py)
 
 
 def autocast(run):
