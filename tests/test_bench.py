@@ -24,7 +24,9 @@ def test_throughput_prints_one_object_per_config_with_the_issue_keys():
         assert {"config", "device", "precision", "tinylm_tokens_per_s", "transformers_tokens_per_s", "ratio",
                 "mfu", "peak_memory_mb"} <= set(r)
         assert r["precision"] == "bf16" and r["compile"] is False
-        assert r["ratio"] == round(r["tinylm_tokens_per_s"] / r["transformers_tokens_per_s"], 3)
+        # the ratio is of the unrounded rates (to 3 decimals); the printed rates are rounded to 0.1
+        ours, theirs = r["tinylm_tokens_per_s"], r["transformers_tokens_per_s"]
+        assert abs(r["ratio"] - ours / theirs) <= 5e-4 + (ours / theirs) * (0.05 / ours + 0.05 / theirs) + 1e-9
         assert 0 < r["mfu"] < 1 and r["peak_memory_mb"] > 0
 
 
