@@ -38,5 +38,8 @@ def test_method_overhead_times_every_method_and_its_events():
     for name, row in results.items():
         if name != "plain":
             assert row["events"] >= 2, name  # events every 4 steps over 12 timed steps
-            assert 0 <= row["overhead_at_paper_cadence"] < 1
+            # the event's wall time is a difference of step times, negative when the machine is busy
+            # (CI ran it at -1.4%); the hooks' own time is not
+            assert row["hooks_ms_per_step"] >= 0 and row["event_hooks_ms"] > 0, name
+            assert abs(row["overhead_at_paper_cadence"]) < 1, name
     assert results["sleep (deep)"]["event_hooks_ms"] > results["sleep (deep)"]["hooks_ms_per_step"]
