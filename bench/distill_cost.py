@@ -3,9 +3,10 @@ size, and with 2 teachers read from distill's top-k cache (first pass writing it
 
 The prediction is the FLOPs ratio: each teacher's forward (2 x matmul parameters + attention, per
 `tinylm.compute.forward_flops_per_token`) over the student's training step (6 x + attention,
-`flops_per_token`), about 1/3 per same-size teacher. The measured overhead also pays for the KL
-(two log-softmaxes over the vocabulary), which FLOPs counts leave out. Configurations alternate
-round by round in one process, so machine noise hits them alike; the median step time is reported.
+`flops_per_token`), about 1/3 per same-size teacher. The measured overhead also pays for the
+softmax of the teachers' mean logits and the KL term the objective fuses with its cross-entropy,
+which FLOPs counts leave out. Configurations alternate round by round in one process, so machine
+noise hits them alike; the median step time is reported.
 The teachers are in-memory models (distill's loss path and cache exactly as in training; only the
 loading from run directories is skipped). Prints JSON.
 
@@ -97,7 +98,8 @@ def main() -> None:
         run.emit("start")  # distill compiles its teachers and KL here when the run compiles
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     times: dict[str, list[float]] = {name: [] for name in runs}
-    forward_s: list[float] = []
+    forward_s: list[float] = []       # the teachers' mean logits
+    distribution_s: list[float] = []  # the same, and their softmax: the soft targets distill hands the objective
     for round_ in range(a.rounds + 1):  # round 0 warms up
         for name, run in runs.items():
             t = time.perf_counter()
@@ -107,12 +109,13 @@ def main() -> None:
                 times[name].append((time.perf_counter() - t) / a.steps)
         if round_:  # the teachers' forward alone, timed like the steps: what distill cannot avoid paying
             batch = runs["2_teachers"].batches.next_batch()
-            t = time.perf_counter()
             method = configs["2_teachers"][0]
-            with torch.no_grad():
-                for _ in range(a.steps):
-                    method._teacher_logits(runs["2_teachers"], batch)  # under the run's autocast, as in training
-            forward_s.append((time.perf_counter() - t) / a.steps)
+            for timed, alone in ((forward_s, method._teacher_logits), (distribution_s, method._teacher_distribution)):
+                t = time.perf_counter()
+                with torch.no_grad():
+                    for _ in range(a.steps):
+                        alone(runs["2_teachers"], batch)  # under the run's autocast, as in training
+                timed.append((time.perf_counter() - t) / a.steps)
     step_s = {name: statistics.median(v) for name, v in times.items()}
     student = runs["student"].model
     train_flops = flops_per_token(student, a.seq)
@@ -135,8 +138,10 @@ def main() -> None:
                                 "2_teachers": round(2 * teacher_fwd / train_flops, 4),
                                 "2_teachers_cache_read": 0.0},
             "measured": {k: round(v / step_s["student"] - 1, 4) for k, v in step_s.items() if k != "student"},
-            # the 2 teachers' forward passes timed alone: the overhead beyond them is the KL's softmaxes
+            # the 2 teachers' forward passes timed alone (their mean logits), and with the softmax of that
+            # mean (the soft targets); the overhead beyond them is the KL term in the objective
             "2_teachers_forward_measured": round(statistics.median(forward_s) / step_s["student"], 4),
+            "2_teachers_soft_targets_measured": round(statistics.median(distribution_s) / step_s["student"], 4),
         },
         "cache": {"top_k": a.top_k, "mb_per_step": round(cache_bytes / max(1, cache_steps) / 2**20, 3),
                   "read_hits_misses": hits["2_teachers_cache_read"],

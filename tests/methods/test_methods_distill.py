@@ -1,5 +1,5 @@
-"""distill (ensemble distillation): the KL term's numbers (per token, padding ignored, T²), the loss it
-adds to the loop's CE (alpha = 1 is exactly CE), teachers loaded frozen with mean logits, logs and
+"""distill (ensemble distillation): the KL term's numbers (per token, padding ignored, T²), the loss the
+objective makes of its soft targets (alpha = 1 is exactly CE), teachers loaded frozen with mean logits, logs and
 state across a resume, the top-k cache, and bad recipes as one line from `tinylm train`.
 """
 
@@ -17,7 +17,7 @@ from tinylm.methods.distill import distill_kl, distill_kl_top_k
 from tinylm.methods.teacher_cache import TeacherCache
 from tinylm.runs.execute import execute
 from tinylm.train.checkpoint import latest_checkpoint
-from tinylm.train.objective import lm_loss
+from tinylm.train.objective import Objective, lm_loss
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 
@@ -84,7 +84,7 @@ def test_kl_gradient_is_the_exact_one_and_reaches_the_student_only():
 
 
 class Fixed(torch.nn.Module):
-    """A stand-in teacher that answers with fixed logits."""
+    """A stand-in model that answers with fixed logits (a teacher, or a student with given logits)."""
 
     def __init__(self, logits):
         super().__init__()
@@ -104,15 +104,22 @@ def _distill(teacher_logits, **options):
     return method
 
 
-def test_the_added_term_makes_alpha_ce_plus_t_squared_kl():
+def _loss(method, run, batch, student):
+    """The training loss, as the loop makes it: the method's soft targets into the objective."""
+    targets = method.soft_targets(run, batch)
+    return Objective(student)(batch["input_ids"], None, batch["labels"], False, targets)[0]
+
+
+def test_the_objective_makes_alpha_ce_plus_t_squared_kl():
     batch = {"input_ids": torch.zeros(2, 3, dtype=torch.long), "labels": torch.tensor([[1, 2, 3], [0, 1, 2]])}
     ce = lm_loss(ZS, batch["labels"])
+    assert not _distill(ZT).uses_logits  # the KL is fused into the objective: no logits leave it
     for alpha, t in ((0.0, 2.0), (0.3, 2.0), (0.5, 1.0), (0.0, 0.5)):
-        total = ce + _distill(ZT, alpha=alpha, temperature=t).on_loss(RUN, batch, ZS, ce)
+        total = _loss(_distill(ZT, alpha=alpha, temperature=t), RUN, batch, Fixed(ZS))
         expected = alpha * float(ce) + (1 - alpha) * t * t * _np_kl(ZT, ZS, t).mean()
         assert float(total) == pytest.approx(expected, rel=1e-5), (alpha, t)
     # T² is there: at T = 2 the soft term is 4 times the bare KL at T = 2
-    soft = float(ce + _distill(ZT, alpha=0.0, temperature=2.0).on_loss(RUN, batch, ZS, ce))
+    soft = float(_loss(_distill(ZT, alpha=0.0, temperature=2.0), RUN, batch, Fixed(ZS)))
     assert soft == pytest.approx(4 * float(distill_kl(ZS, ZT, batch["labels"], 2.0)), rel=1e-6)
 
 
@@ -126,9 +133,8 @@ def test_alpha_one_gives_exactly_the_ce_gradient():
     params = [p for p in model.parameters() if p.requires_grad]
 
     def grads(alpha):
-        logits = model(batch["input_ids"])
-        ce = lm_loss(logits, batch["labels"])
-        total = ce if alpha is None else ce + _distill(torch.randn(2, 8, 97), alpha=alpha).on_loss(RUN, batch, logits, ce)
+        total = (Objective(model)(batch["input_ids"], None, batch["labels"])[0] if alpha is None
+                 else _loss(_distill(torch.randn(2, 8, 97), alpha=alpha), RUN, batch, model))
         return total.detach(), torch.autograd.grad(total, params)
 
     ce, plain = grads(None)
@@ -153,7 +159,7 @@ def test_teachers_load_frozen_and_their_logits_are_averaged(tiny_recipe, teacher
     batch = run.batches.next_batch()
     logits = run.model(batch["input_ids"])
     ce = lm_loss(logits, batch["labels"])
-    total = ce + method.on_loss(run, batch, logits, ce)
+    total = _loss(method, run, batch, run.model)
     with torch.no_grad():
         za, zb = (load_any(t).model(batch["input_ids"]) for t in teacher_runs)
     for teacher, what in (((za + zb) / 2, "mean"), (za, "first")):
@@ -176,9 +182,7 @@ def test_a_transformers_directory_teaches_like_the_run_it_was_exported_from(tiny
         run = build_run(load_recipe(str(tiny_recipe(methods=[{"distill": {"teachers": [str(teacher)]}}]))))
         run.emit("start")
         batch = run.batches.next_batch()
-        logits = run.model(batch["input_ids"])
-        ce = lm_loss(logits, batch["labels"])
-        losses.append(float((ce + run.methods[0].on_loss(run, batch, logits, ce)).detach()))
+        losses.append(float(_loss(run.methods[0], run, batch, run.model).detach()))
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
 
 

@@ -67,9 +67,9 @@ def test_logits_leave_the_objective_only_for_methods_that_read_them(make_run):
     assert not _Quiet(None).uses_logits and _ReadsLogits().uses_logits
     model = make_run().model
     ids = torch.randint(97, (2, 16))
-    loss, logits = Objective(model)(ids, None, ids, False)
-    assert logits is None and loss.ndim == 0
-    loss2, logits = Objective(model)(ids, None, ids, True)
+    loss, ce, kl, logits = Objective(model)(ids, None, ids, False)
+    assert logits is None and kl is None and loss.ndim == 0 and loss is ce
+    loss2, _, _, logits = Objective(model)(ids, None, ids, True)
     assert logits.shape == (2, 16, 97) and torch.equal(loss, loss2)
 
     reader = _ReadsLogits()

@@ -2,6 +2,10 @@
 
     start           once, after the model, optimizer and data exist (also after a resume)
     step_start      before each optimizer step's micro-batches
+    soft_targets    per micro-batch, before the objective: may return `SoftTargets`, a distribution per
+                    position for the model to fit beside the labels (distillation's teachers); the
+                    objective computes their KL term fused with its cross-entropy (train/soft_targets.py)
+                    and hands the two back through `on_soft_loss(run, ce, kl)` (detached, for logging)
     loss            per micro-batch: may return an extra loss term (a tensor) to add; a method
                     that overrides `on_loss` makes the loop return the logits from the compiled
                     objective (they cost memory and time, so other runs never get them)
@@ -24,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from tinylm.train.run import Run
+    from tinylm.train.soft_targets import SoftTargets
 
 
 @dataclass
@@ -40,6 +45,9 @@ class Method:
 
     def on_start(self, run: "Run") -> None: ...
     def on_step_start(self, run: "Run") -> None: ...
+    def soft_targets(self, run: "Run", batch: dict) -> "SoftTargets | None":
+        return None
+    def on_soft_loss(self, run: "Run", ce: "torch.Tensor", kl: "torch.Tensor") -> None: ...
     def on_loss(self, run: "Run", batch: dict, logits: "torch.Tensor", loss: "torch.Tensor") -> "torch.Tensor | None":
         return None
     def on_after_backward(self, run: "Run") -> None: ...

@@ -15,8 +15,9 @@ forward FLOPs are counted apart (`distill_teacher_flops`, cumulative; `flops` st
 When it helps: small data (BabyLM's 10M words). Students distilled from an ensemble of same-size
 teachers trained on the same data beat those teachers and equal-data baselines, and vary less
 across seeds; the gain grows from one to three teachers, with diminishing returns. Costs a forward
-per teacher per batch (a third of a same-size student's training step in FLOPs) plus the KL over
-the vocabulary, unless cached (bench/distill_cost.py measures both).
+per teacher per batch (a third of a same-size student's training step in FLOPs, unless cached) and
+the softmax of their mean; the KL term itself is computed by the objective, fused with the
+cross-entropy (train/soft_targets.py), so it adds little more (bench/distill_cost.py measures both).
 
 Citations: Timiryasov & Tastet, "Baby Llama: knowledge distillation from an ensemble of teachers
 trained on a small dataset with no performance penalty" (BabyLM 2023); Tastet & Timiryasov,
@@ -46,19 +47,25 @@ from tinylm.errors import UserError
 from tinylm.methods.base import Method, MethodConfig
 from tinylm.methods.options import number
 from tinylm.methods.registry import register
+from tinylm.train.cross_entropy import IGNORE_INDEX
+from tinylm.train.soft_targets import SoftTargets, cross_entropy_kl, target_distribution
 
 log = logging.getLogger(__name__)
 
-IGNORE = -100
 CACHE_KEYS = ("top_k", "dir")
 
 
 # -- the loss --------------------------------------------------------------------------------------
-def _masked_token_mean(per_token: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean of a (B, T) tensor over positions with a label; torch.where, not indexing, so no host sync
-    and no copy of (B, T, V) logits."""
-    keep = labels != IGNORE
-    return torch.where(keep, per_token, 0.0).sum() / keep.sum().clamp(min=1)
+# The KL term is computed by the training objective, fused with its cross-entropy (train/soft_targets.py:
+# CrossEntropyKL); this method supplies the teachers' distribution (`teacher_distribution`). The two
+# functions below are the same loss on its own, for evaluation and tests.
+def _wide(t: torch.Tensor) -> torch.dtype:
+    return torch.promote_types(t.dtype, torch.float32)
+
+
+def _mask_only(labels: torch.Tensor) -> torch.Tensor:
+    """Labels reduced to which positions count (the KL alone does not read the token ids)."""
+    return torch.where(labels == IGNORE_INDEX, IGNORE_INDEX, 0)
 
 
 def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
@@ -69,38 +76,20 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, label
     (B, T, V) tensors, which divides the summed KL by B only, i.e. it sums over the T positions of
     each sequence: seq_len (128) times this value, so its α balanced CE against ~128x the KL, and
     the balance moved with seq_len. Here α = 0.5 weighs two per-token quantities equally.
-    Gradients flow to the student only (`_TokenKL` below spells out their formula).
+    Gradients flow to the student only.
     """
-    return _masked_token_mean(_TokenKL.apply(student_logits, teacher_logits.detach(), float(temperature)), labels)
+    targets = SoftTargets(*target_distribution(teacher_logits.detach(), temperature, _wide(teacher_logits)),
+                          weight=1.0, temperature=float(temperature))
+    return cross_entropy_kl(student_logits, _mask_only(labels), targets)[1]
 
 
-class _TokenKL(torch.autograd.Function):
-    """Per-token KL(p ‖ q), p = softmax(z_t/T), q = softmax(z_s/T), with the gradient written out:
-    d KL / d z_s = (q − p) / T. The same numbers as autograd through `F.kl_div` (tested), in half the
-    passes over the (B, T, V) logits: with a same-size teacher autograd's version cost as much as the
-    teacher's forward on a CPU (bench/distill_cost.py). With `indices`, the teacher's logits are its
-    top k only and p lives on those tokens (zero elsewhere)."""
-
-    @staticmethod
-    def forward(ctx, student_logits, teacher_logits, temperature, indices=None):
-        wide = torch.promote_types(student_logits.dtype, torch.float32)  # bf16 -> fp32, fp64 stays
-        s, t = student_logits.to(wide), teacher_logits.to(wide)
-        if temperature != 1.0:
-            s, t = s / temperature, t / temperature
-        log_q, log_p = torch.log_softmax(s, dim=-1), torch.log_softmax(t, dim=-1)
-        p = log_p.exp()
-        ctx.save_for_backward(log_q, p, indices)
-        ctx.temperature, ctx.dtype = temperature, student_logits.dtype
-        if indices is not None:
-            log_q = log_q.gather(-1, indices)
-        return log_p.sub_(log_q).mul_(p).sum(-1)  # Σ p (log p − log q), in log_p's buffer
-
-    @staticmethod
-    def backward(ctx, grad):
-        log_q, p, indices = ctx.saved_tensors
-        q = log_q.exp()
-        q_minus_p = q.sub_(p) if indices is None else q.scatter_add_(-1, indices, -p)  # top-k ids are distinct
-        return q_minus_p.mul_((grad / ctx.temperature).unsqueeze(-1)).to(ctx.dtype), None, None, None
+def top_k_distribution(values: torch.Tensor, indices: torch.Tensor, vocab: int, temperature: float = 1.0,
+                       dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """p̃ from the teachers' k largest mean logits, as `target_distribution` gives it: softmax of the k
+    values / T placed on their token ids, zero elsewhere (the cached variant's target)."""
+    scores, norm, entropy = target_distribution(values, temperature, dtype or values.dtype)
+    dense = torch.zeros(*values.shape[:-1], vocab, dtype=scores.dtype, device=values.device)
+    return dense.scatter_(-1, indices, scores), norm, entropy
 
 
 def distill_kl_top_k(student_logits: torch.Tensor, top_values: torch.Tensor, top_indices: torch.Tensor,
@@ -113,8 +102,23 @@ def distill_kl_top_k(student_logits: torch.Tensor, top_values: torch.Tensor, top
     otherwise it drops the teachers' tail (a higher T flattens the distribution and drops more), and
     `top_k: vocab size` gives `distill_kl` back up to rounding.
     """
-    per_token = _TokenKL.apply(student_logits, top_values.detach(), float(temperature), top_indices)
-    return _masked_token_mean(per_token, labels)
+    targets = SoftTargets(*top_k_distribution(top_values.detach(), top_indices, student_logits.shape[-1],
+                                              temperature, _wide(top_values)), weight=1.0, temperature=float(temperature))
+    return cross_entropy_kl(student_logits, _mask_only(labels), targets)[1]
+
+
+def teacher_distribution(teacher, input_ids: torch.Tensor, attention_mask, temperature: float,
+                         dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The teachers' soft targets for a batch: softmax of their mean logits at T, as `scores` (in
+    `dtype`, the student's compute dtype), `norm` and entropy (train/soft_targets.py); one function,
+    so that compiling it fuses the mean and the softmax with the teachers' last matmuls instead of
+    writing float32 logits out and reading them back."""
+    return target_distribution(teacher(input_ids, attention_mask), temperature, dtype)
+
+
+def _compute_dtype(run) -> torch.dtype:
+    """The student's logits' dtype under the run's precision: the soft targets are kept in it."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(run.recipe.train.precision, torch.float32)
 
 
 # -- the method ------------------------------------------------------------------------------------
@@ -160,8 +164,8 @@ class Distill(Method):
     def __init__(self, config: DistillConfig):
         super().__init__(config)
         self.teacher = None           # tinylm.eval.ensemble.MeanLogits over the teachers
-        self.teacher_forward = None   # the teacher compiled, when the run compiles
-        self.kl_loss = distill_kl     # compiled when the run compiles
+        self.forward = None           # the teachers' logits (the top-k cache's misses); compiled when the run compiles
+        self.distribution = teacher_distribution  # compiled (with the teachers) when the run compiles
         self.cache = None             # TeacherCache, with `cache:`
         self.teacher_flops_per_token = 0.0
         self.teacher_flops = 0.0      # cumulative teacher forward FLOPs (state: survives resume)
@@ -173,11 +177,11 @@ class Distill(Method):
     def on_start(self, run) -> None:
         if self.teacher is None:
             self._load_teachers(run)
-        if run.recipe.train.compile and self.teacher_forward is None:
-            # Eager, the KL's passes over batch x vocabulary floats cost about a same-size teacher's
-            # forward on a CPU; compiled, they fuse (bench/distill_cost.py --compile).
-            self.teacher_forward = torch.compile(self.teacher, mode=run.recipe.train.compile_mode)
-            self.kl_loss = torch.compile(distill_kl, mode=run.recipe.train.compile_mode)
+        if self.forward is None:
+            self.forward = self.teacher
+            if run.recipe.train.compile:  # both compile lazily, on first use
+                self.forward = torch.compile(self.teacher, mode=run.recipe.train.compile_mode)
+                self.distribution = torch.compile(teacher_distribution, mode=run.recipe.train.compile_mode)
 
     def _load_teachers(self, run) -> None:
         from tinylm.compute import forward_flops_per_token
@@ -198,20 +202,21 @@ class Distill(Method):
     def on_step_start(self, run) -> None:
         self.micro = 0
 
-    def on_loss(self, run, batch, logits, loss):
-        cfg, temperature = self.config, self.config.temperature
-        labels = batch["labels"]
+    def soft_targets(self, run, batch) -> SoftTargets:
+        """The teachers' distribution for this micro-batch; the objective adds (1 − α)·T²·KL to α·CE."""
+        cfg = self.config
         if self.cache is None:
-            kl = self.kl_loss(logits, self._teacher_logits(run, batch), labels, temperature)
+            distribution = self._teacher_distribution(run, batch)
         else:
-            kl = distill_kl_top_k(logits, *self._top_k(run, batch), labels, temperature)
+            distribution = top_k_distribution(*self._top_k(run, batch), run.model.config.vocab_size,
+                                              cfg.temperature, _compute_dtype(run))
         self.micro += 1
-        ce, kl_d = loss.detach(), kl.detach()
+        return SoftTargets(*distribution, weight=1.0 - cfg.alpha, temperature=cfg.temperature)
+
+    def on_soft_loss(self, run, ce, kl) -> None:
         self._ce = ce if self._ce is None else self._ce + ce
-        self._kl = kl_d if self._kl is None else self._kl + kl_d
+        self._kl = kl if self._kl is None else self._kl + kl
         self._n += 1
-        # The loop adds this term to its CE: CE + (1-α)(T²·KL - CE) = α·CE + (1-α)·T²·KL.
-        return (1.0 - cfg.alpha) * (temperature * temperature * kl - loss)
 
     def on_step_end(self, run) -> None:
         if self.cache is not None:
@@ -236,10 +241,19 @@ class Distill(Method):
         from tinylm.train.loop import autocast
 
         with autocast(run):
-            teacher = self.teacher if self.teacher_forward is None else self.teacher_forward
-            z = teacher(batch["input_ids"], batch.get("attention_mask"))
+            z = (self.teacher if self.forward is None else self.forward)(batch["input_ids"], batch.get("attention_mask"))
         self.teacher_flops += self.teacher_flops_per_token * batch["input_ids"].numel() * run.world.size
         return z
+
+    @torch.no_grad()
+    def _teacher_distribution(self, run, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from tinylm.train.loop import autocast
+
+        with autocast(run):
+            out = self.distribution(self.teacher, batch["input_ids"], batch.get("attention_mask"),
+                                    self.config.temperature, _compute_dtype(run))
+        self.teacher_flops += self.teacher_flops_per_token * batch["input_ids"].numel() * run.world.size
+        return out
 
     def _top_k(self, run, batch) -> tuple[torch.Tensor, torch.Tensor]:
         ids = batch["input_ids"]

@@ -12,6 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from tinylm.errors import UserError
 from tinylm.train import distributed
 from tinylm.train.checkpoint import save_checkpoint
 
@@ -62,6 +63,15 @@ def _trainable(run):
     return [p for g in run.optimizer.param_groups for p in g["params"]]
 
 
+def _soft_targets(run, batch):
+    """The soft targets one method may supply for this micro-batch (distill's teachers), else None."""
+    found = [(m.name, t) for m in run.methods if (t := m.soft_targets(run, batch)) is not None]
+    if len(found) > 1:
+        raise UserError(f"methods {found[0][0]} and {found[1][0]} both give the model soft targets to fit: "
+                        "keep one of them (or merge their teachers into one distill)")
+    return found[0][1] if found else None
+
+
 def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:
     """One optimizer step over grad_accum micro-batches; returns (loss, grad norm, data seconds)."""
     accum = run.recipe.train.grad_accum
@@ -76,10 +86,12 @@ def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:
         last = micro == accum - 1
         sync = contextlib.nullcontext() if last or not run.world.active else run.objective.no_sync()
         with sync:
+            targets = _soft_targets(run, batch)
             with autocast(run):
-                loss, logits = run.objective(batch["input_ids"], batch.get("attention_mask"),
-                                             batch["labels"], wants_logits)
-            total = loss
+                total, loss, kl, logits = run.objective(batch["input_ids"], batch.get("attention_mask"),
+                                                        batch["labels"], wants_logits, targets)
+            if targets is not None:
+                run.emit("soft_loss", loss.detach(), kl.detach())
             if wants_logits:
                 for method in run.methods:
                     extra = method.on_loss(run, batch, logits, loss)

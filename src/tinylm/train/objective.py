@@ -5,8 +5,9 @@ alone, the model hands full-vocabulary logits to an eager cross-entropy, which o
 longer in its log-softmax and backward (passes over batch x vocabulary floats) than in the head's
 matmuls; compiled with the model, the casts, log-sum-exp and gradient fuse into a few kernels
 (bench/cpu_levers.py). The loss itself is `cross_entropy.py`'s. The logits leave the module only
-when a method asks for them (distillation adds a KL term on them), so the plain objective never
-returns (nor keeps a gradient buffer for) them.
+when a method asks for them (`Method.on_loss`), so the plain objective never returns (nor keeps a
+gradient buffer for) them. A method that supplies soft targets (distillation's teachers) has their
+KL term computed here too, fused with the cross-entropy (`soft_targets.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from tinylm.train.cross_entropy import cross_entropy
+from tinylm.train.soft_targets import SoftTargets, cross_entropy_kl
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -23,7 +25,8 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 class Objective(nn.Module):
-    """`(loss, logits or None)` for a batch: next-token (decoder) or masked-token (encoder) loss.
+    """`(loss, CE, KL or None, logits or None)` for a batch: next-token (decoder) or masked-token
+    (encoder) loss. Without soft targets the loss is the CE; with them it is (1 − w)·CE + w·T²·KL.
 
     Holds the model as its only child, so its parameters are the model's (DDP and the optimizer see
     the same tensors) and a rebuilt model means a new `Objective` (`Run._refresh`).
@@ -34,6 +37,12 @@ class Objective(nn.Module):
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
-                return_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                return_logits: bool = False, soft_targets: SoftTargets | None = None):
         logits = self.model(input_ids, attention_mask)
-        return lm_loss(logits, labels), (logits if return_logits else None)
+        kept = logits if return_logits else None
+        if soft_targets is None:
+            ce = lm_loss(logits, labels)
+            return ce, ce, None, kept
+        ce, kl = cross_entropy_kl(logits, labels, soft_targets)
+        w, t = soft_targets.weight, soft_targets.temperature
+        return (1.0 - w) * ce + (w * t * t) * kl, ce, kl, kept
