@@ -56,6 +56,11 @@ def test_bf16_logits_and_targets_stay_within_one_rounding():
     torch.testing.assert_close(kl, ref_kl, rtol=2e-2, atol=2e-3)  # the targets rounded to bf16
     (ce + kl).backward()
     assert low.grad.dtype == torch.bfloat16 and torch.isfinite(low.grad.float()).all()
+    # the objective runs under the run's autocast: no sum in it may drop to a bf16 matmul
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        targets = SoftTargets(*target_distribution(teacher, 1.0, torch.bfloat16), 0.5)
+        under_autocast = cross_entropy_kl(low, labels, targets)
+    torch.testing.assert_close(under_autocast, (ce, kl), rtol=1e-6, atol=1e-6)
 
 
 class _Teacher(Method):

@@ -26,6 +26,50 @@ def _rows_per_chunk(rows: int, vocab: int) -> int:
     return max(1, min(rows, FLOAT32_CHUNK_BYTES // (4 * vocab)))
 
 
+def softmax_minus_targets(logits: torch.Tensor, lse: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor,
+                          compiled: bool, soft: dict | None = None) -> torch.Tensor:
+    """The cross-entropy's gradient `(softmax(z) − onehot(targets)) · scale` per row, in the logits'
+    dtype. With `soft` (soft_targets.py: the KL term's `kl_scale`, `scores`, `p_scale`, `temperature`
+    and `lse_t`), also `+ softmax(z / T) · kl_scale − scores · p_scale`.
+
+    Two forms of one formula. Compiled, it is one expression, the one-hot a comparison with int32
+    ids: inductor fuses it into one pass and no float32 copy of the logits exists. Eager, every
+    operation is a pass over memory, so a float32 copy of a chunk of rows (`FLOAT32_CHUNK_BYTES`)
+    becomes the gradient in place and the one-hot is a scatter of N numbers: the CE + KL backward at
+    1,024 x 16,000 went from 116 to 91 ms eager on the 2-core CPU; written in place, the compiled form
+    was 10% slower (21.8 vs 19.8 ms), hence the two.
+    """
+    wide = lse.dtype
+    t = 1.0 if soft is None else soft["temperature"]
+    if compiled:
+        x = logits.to(wide)
+        softmax = torch.exp(x - lse[:, None])
+        vocab = torch.arange(logits.shape[-1], device=logits.device, dtype=torch.int32)
+        grad = (softmax - (vocab == targets.int()[:, None]).to(wide)) * scale[:, None]
+        if soft is not None:
+            softmax_t = softmax if t == 1.0 else torch.exp(x / t - soft["lse_t"][:, None])
+            grad = grad + softmax_t * soft["kl_scale"][:, None] - soft["scores"].to(wide) * soft["p_scale"][:, None]
+        return grad.to(logits.dtype)
+    out = torch.empty_like(logits)
+    step = _rows_per_chunk(*logits.shape)
+    for start in range(0, logits.shape[0], step):
+        rows = slice(start, start + step)
+        x, ce_scale = logits[rows].to(wide, copy=True), scale[rows, None]
+        if soft is None:
+            grad = x.sub_(lse[rows, None]).exp_().mul_(ce_scale)
+        else:
+            kl_scale = soft["kl_scale"][rows, None]
+            if t == 1.0:
+                grad = x.sub_(lse[rows, None]).exp_().mul_(ce_scale + kl_scale)
+            else:
+                softmax_t = (x / t).sub_(soft["lse_t"][rows, None]).exp_().mul_(kl_scale)
+                grad = x.sub_(lse[rows, None]).exp_().mul_(ce_scale).add_(softmax_t)
+            grad.addcmul_(soft["scores"][rows], soft["p_scale"][rows, None], value=-1.0)  # mixed dtypes: no copy
+        grad.scatter_add_(1, targets[rows, None], -ce_scale)
+        out[rows] = grad
+    return out
+
+
 class CrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of (N, V) logits against (N,) labels; `IGNORE_INDEX` labels count for nothing."""
 
@@ -33,32 +77,25 @@ class CrossEntropy(torch.autograd.Function):
     def forward(ctx, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         valid = labels != IGNORE_INDEX
         targets = labels.clamp(min=0)
+        wide = torch.promote_types(logits.dtype, torch.float32)  # bf16 -> fp32, fp64 stays
         step = _rows_per_chunk(*logits.shape)
         lse, picked = [], []
         for start in range(0, logits.shape[0], step):
-            x = logits[start:start + step].float()
+            x = logits[start:start + step].to(wide)
             lse.append(torch.logsumexp(x, dim=-1))
             picked.append(x.gather(-1, targets[start:start + step, None]).squeeze(-1))
         lse_all = torch.cat(lse) if len(lse) > 1 else lse[0]
         target_logit = torch.cat(picked) if len(picked) > 1 else picked[0]
         n_valid = valid.sum()
-        # int32 targets: the backward compares them with every vocabulary index (an int64 vector holds half the lanes)
-        ctx.save_for_backward(logits, lse_all, targets.int(), valid, n_valid)
+        ctx.save_for_backward(logits, lse_all, targets, valid, n_valid)
+        ctx.compiled = torch.compiler.is_compiling()  # the backward picks its form by this (see softmax_minus_targets)
         return ((lse_all - target_logit) * valid).sum() / n_valid  # 0 / 0 = nan, as F.cross_entropy
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
         logits, lse, targets, valid, n_valid = ctx.saved_tensors
         scale = (grad_loss / n_valid) * valid  # (N,): each valid position's share of the mean
-        vocab = torch.arange(logits.shape[-1], device=logits.device, dtype=torch.int32)
-        step = _rows_per_chunk(*logits.shape)
-        grads = []
-        for start in range(0, logits.shape[0], step):
-            rows = slice(start, start + step)
-            softmax = torch.exp(logits[rows].float() - lse[rows, None])
-            one_hot = (vocab == targets[rows, None]).float()
-            grads.append(((softmax - one_hot) * scale[rows, None]).to(logits.dtype))
-        return (torch.cat(grads) if len(grads) > 1 else grads[0]), None
+        return softmax_minus_targets(logits, lse, targets, scale, ctx.compiled), None
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

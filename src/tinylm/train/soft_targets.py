@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tinylm.train.cross_entropy import IGNORE_INDEX, _rows_per_chunk
+from tinylm.train.cross_entropy import IGNORE_INDEX, _rows_per_chunk, softmax_minus_targets
 
 
 @dataclass
@@ -62,11 +62,11 @@ class CrossEntropyKL(torch.autograd.Function):
             lse.append(torch.logsumexp(x, dim=-1))
             lse_t.append(lse[-1] if temperature == 1.0 else torch.logsumexp(x / temperature, dim=-1))
             picked.append(x.gather(-1, targets[rows, None]).squeeze(-1))
-            dot.append((scores[rows].to(wide) * x).sum(-1) / norm[rows])  # Σ p z
+            dot.append(row_dot(scores[rows], x) / norm[rows])  # Σ p z
         lse, lse_t, picked, dot = (torch.cat(v) if len(v) > 1 else v[0] for v in (lse, lse_t, picked, dot))
         n_valid = valid.sum()
-        ctx.save_for_backward(logits, lse, lse_t, targets.int(), valid, n_valid, scores, norm)
-        ctx.temperature = temperature
+        ctx.save_for_backward(logits, lse, lse_t, targets, valid, n_valid, scores, norm)
+        ctx.temperature, ctx.compiled = temperature, torch.compiler.is_compiling()
         ce = ((lse - picked) * valid).sum() / n_valid
         kl = ((lse_t - dot / temperature - entropy) * valid).sum() / n_valid.clamp(min=1)
         return ce, kl
@@ -74,24 +74,20 @@ class CrossEntropyKL(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_ce, grad_kl):
         logits, lse, lse_t, targets, valid, n_valid, scores, norm = ctx.saved_tensors
-        temperature = ctx.temperature
-        ce_scale = (grad_ce / n_valid) * valid                                # (N,)
-        kl_scale = (grad_kl / (n_valid.clamp(min=1) * temperature)) * valid  # (N,)
-        p_scale = kl_scale / norm  # p = scores / norm
-        vocab = torch.arange(logits.shape[-1], device=logits.device, dtype=torch.int32)
-        wide = lse.dtype
-        step = _rows_per_chunk(*logits.shape)
-        grads = []
-        for start in range(0, logits.shape[0], step):
-            rows = slice(start, start + step)
-            x = logits[rows].to(wide)
-            softmax = torch.exp(x - lse[rows, None])
-            softmax_t = softmax if temperature == 1.0 else torch.exp(x / temperature - lse_t[rows, None])
-            one_hot = (vocab == targets[rows, None]).to(wide)
-            grad = ((softmax - one_hot) * ce_scale[rows, None]
-                    + softmax_t * kl_scale[rows, None] - scores[rows].to(wide) * p_scale[rows, None])
-            grads.append(grad.to(logits.dtype))
-        return (torch.cat(grads) if len(grads) > 1 else grads[0]), None, None, None, None, None
+        ce_scale = (grad_ce / n_valid) * valid                                    # (N,)
+        kl_scale = (grad_kl / (n_valid.clamp(min=1) * ctx.temperature)) * valid  # (N,)
+        soft = {"kl_scale": kl_scale, "scores": scores, "p_scale": kl_scale / norm,  # p = scores / norm
+                "temperature": ctx.temperature, "lse_t": lse_t}
+        return softmax_minus_targets(logits, lse, targets, ce_scale, ctx.compiled, soft), None, None, None, None, None
+
+
+def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Σ_v a_v·b_v over the last dimension, in b's dtype. Compiled, one fused reduction; eager, an
+    einsum, which never stores the (N, V) product, with autocast off (it would run it as a bf16 matmul)."""
+    if torch.compiler.is_compiling():
+        return (a.to(b.dtype) * b).sum(-1)
+    with torch.autocast(b.device.type, enabled=False):
+        return torch.einsum("...v,...v->...", a.to(b.dtype), b)
 
 
 def cross_entropy_kl(logits: torch.Tensor, labels: torch.Tensor,
@@ -106,11 +102,21 @@ def cross_entropy_kl(logits: torch.Tensor, labels: torch.Tensor,
 def target_distribution(logits: torch.Tensor, temperature: float = 1.0,
                         dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`(scores, norm, entropy)` of softmax(logits / T) (see `SoftTargets`): the scores in `dtype`
-    (default the logits'), the rest in float32 (float64 for float64 logits), per position."""
-    s = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
-    shifted = s - s.amax(-1, keepdim=True)
-    scores = shifted.exp().to(dtype or logits.dtype)
-    e = scores.to(s.dtype)  # the rounded scores: p below is exactly what the objective will read
-    norm = e.sum(-1)
-    entropy = norm.log() - (e * shifted).sum(-1) / norm
+    (default the logits'), the rest in float32 (float64 for float64 logits), per position. The norm
+    is the sum of the scores as rounded to `dtype`, so p = scores / norm sums to 1; the entropy is
+    the unrounded distribution's (in bf16 they differ by about 1e-3 nats)."""
+    s = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    if temperature != 1.0:
+        s = s / temperature
+    top = s.amax(-1, keepdim=True)
+    if torch.compiler.is_compiling():  # one fused pass
+        e = torch.exp(s - top)
+        total = e.sum(-1)
+        entropy = total.log() - (e * (s - top)).sum(-1) / total
+    else:  # eager: in place, and the e·s product never stored (35 vs 57 ms at 1,024 x 16,000)
+        e = (s - top).exp_()
+        total = e.sum(-1)
+        entropy = total.log() + top.squeeze(-1) - row_dot(e, s) / total
+    scores = e.to(dtype or logits.dtype)
+    norm = total if scores.dtype == e.dtype else scores.sum(-1, dtype=e.dtype)
     return scores, norm, entropy
