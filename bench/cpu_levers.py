@@ -51,9 +51,10 @@ class ModelCompiledAlone(nn.Module):
         self.model = model
         self.forward_model = torch.compile(model) if compile_ else model
 
-    def forward(self, input_ids, attention_mask, labels, return_logits=False):
+    def forward(self, input_ids, attention_mask, labels, return_logits=False, soft_targets=None):
         logits = self.forward_model(input_ids, attention_mask)
-        return pytorch_loss(logits, labels), (logits if return_logits else None)
+        loss = pytorch_loss(logits, labels)
+        return loss, loss, None, (logits if return_logits else None)  # Objective's (total, CE, KL, logits)
 
 
 def foreach_adamw(enabled: bool):

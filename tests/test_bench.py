@@ -43,3 +43,12 @@ def test_method_overhead_times_every_method_and_its_events():
             assert row["hooks_ms_per_step"] >= 0 and row["event_hooks_ms"] > 0, name
             assert abs(row["overhead_at_paper_cadence"]) < 1, name
     assert results["sleep (deep)"]["event_hooks_ms"] > results["sleep (deep)"]["hooks_ms_per_step"]
+
+
+def test_cpu_levers_measures_every_stage_through_the_objective_interface():
+    """Its early stages stand in for `Objective` (model compiled alone, eager loss), so a change of the
+    objective's call or return breaks them: this runs them all on a tiny model."""
+    out = _run("cpu_levers.py", "--preset", "L2-4-32x2", "--batch", "2", "--seq", "16", "--rounds", "1", "--steps", "1")
+    rows = out["results"]
+    assert [r["lever"] for r in rows][-3:] == ["+compile_objective", "+tinylm_cross_entropy", "+keep_freed_memory"]
+    assert len(rows) == 7 and all(r["tinylm_tokens_per_s"] > 0 and r["transformers_tokens_per_s"] > 0 for r in rows)

@@ -90,7 +90,7 @@ def test_the_loop_fits_soft_targets_and_reports_both_terms(make_run):
     _, ce, kl, _ = Objective(run.model)(batch["input_ids"], None, batch["labels"], False, targets)
     loss = train_step(run, torch.amp.GradScaler("cpu", enabled=False))[0]
     assert len(teacher.seen) == 2  # one report per micro-batch
-    assert teacher.seen[0] == pytest.approx((float(ce), float(kl)), rel=1e-6)
+    assert teacher.seen[0] == pytest.approx((float(ce.detach()), float(kl.detach())), rel=1e-6)
     assert float(loss) == pytest.approx(sum(c for c, _ in teacher.seen) / 2, rel=1e-6)  # the logged loss is the CE
 
 
