@@ -295,3 +295,22 @@ def test_bad_teachers_are_one_line_errors_from_the_cli(tiny_recipe, teacher_runs
     one_line_error(train([other]), f"teacher {other}", "tokenizer", "tinylm prepare")
     one_line_error(train(teacher_runs, "--set", "model.vocab_size=50304"), "vocabulary of 50257",
                    "model.vocab_size")
+
+
+def test_two_processes_distil_to_identical_weights(tiny_recipe, teacher_runs, tmp_path):
+    """Under torchrun the soft targets go through DistributedDataParallel's forward with the batch."""
+    import os
+    import subprocess
+    import sys
+
+    path = tiny_recipe(methods=[{"distill": {"teachers": [str(t) for t in teacher_runs]}}],
+                       train={"duration": "6 steps", "batch_size": 2, "log_every": 3})
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "tinylm.cli.main", "train", str(path), "--out", str(out), "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_metrics(out / "metrics.jsonl")
+    digests = [r for r in records if r.get("event") == "end"][0]["ranks_weights_digest"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert [r["step"] for r in records if "distill_kl" in r] == [3, 6]
