@@ -14,7 +14,9 @@ growing it). Reported per method:
   (GAFF's shortest k), a growth every 2,500 steps (10k incremental steps over 4 stages) and a
   change of the frozen set half-way through each stage;
 * with `--compile`, a deep sleep's rebuilt model reuses the compiled graph (same structure); each
-  growth stage and each change of the frozen set is a new graph to compile.
+  growth stage and each change of the frozen set is a new graph to compile, and what that costs
+  depends on torch's on-disk compile caches: run it twice with a fresh `TORCHINDUCTOR_CACHE_DIR` to
+  see the first run of a structure (cold) and every later one (a re-run, another seed: warm).
 
 What a method changes on purpose (grow trains fewer or more layers, freezing skips gradients) is
 compute, not overhead, and is not counted. The evaluation the paper's sleep policy runs at each

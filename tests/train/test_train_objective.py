@@ -122,3 +122,17 @@ def test_a_compiled_run_keeps_a_graph_per_structure(make_run):
     torch._dynamo.config.recompile_limit = 8
     make_run(compile=True)
     assert torch._dynamo.config.recompile_limit >= COMPILED_STRUCTURES >= 32
+
+
+def test_a_second_compile_of_the_same_objective_comes_from_the_cache(make_run):
+    """torch's AOTAutogradCache skips graphs with a custom autograd.Function (our cross-entropy)
+    unless told otherwise; told, a re-run's compile (here: after dynamo forgets) is a cache hit."""
+    from torch._dynamo.utils import counters
+
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    train_step(make_run(compile=True, precision="bf16"), scaler)
+    torch._dynamo.reset()
+    counters.clear()
+    train_step(make_run(compile=True, precision="bf16"), scaler)
+    assert counters["aot_autograd"]["autograd_cache_hit"] >= 1, dict(counters["aot_autograd"])
+    assert counters["aot_autograd"]["autograd_cache_bypass"] == 0

@@ -31,6 +31,22 @@ log = logging.getLogger(__name__)
 
 COMPILED_STRUCTURES = 64  # graphs kept per compiled function (dynamo's recompile_limit)
 
+
+def cache_compiled_objective() -> None:
+    """Let torch's on-disk cache of compiled training graphs (AOTAutogradCache) keep ours.
+
+    It skips graphs that call a custom `autograd.Function` unless told otherwise, and the objective's
+    cross-entropy is one (train/cross_entropy.py), so every compiled run traced its forward and
+    backward again from scratch. The key covers the traced forward and backward of the function, so
+    a changed loss is a new entry. With it, a structure compiled before (another seed, a resumed
+    run, a sweep's next trial, grow's stages in a re-run) costs far less: BabyLlama 16M on the 2-core
+    CPU, a grow event (growth or phase switch) took about 2.5 s with the kernels cached but the graphs
+    traced again, 0.59 s with this (bench/method_overhead.py --compile, run twice).
+    """
+    import torch._functorch.config as functorch_config
+
+    functorch_config.autograd_cache_allow_custom_autograd_functions = True
+
 ParamSelector = Iterable[str] | Iterable[nn.Parameter] | Callable[[str, nn.Parameter], bool] | None
 
 
@@ -76,6 +92,7 @@ class Run:
             # Every structure (grow's stages, each with its frozen set) is one more compiled graph of
             # Objective.forward; past dynamo's default 8 it would fall back to eager without a word.
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, COMPILED_STRUCTURES)
+            cache_compiled_objective()
             wrapped = torch.compile(wrapped, mode=self.recipe.train.compile_mode)
         self.objective = distributed.wrap(wrapped, self.world, self.device)
         self.flops_per_token = flops_per_token(self.model, self.recipe.data.seq_len)
