@@ -314,3 +314,22 @@ def test_two_processes_distil_to_identical_weights(tiny_recipe, teacher_runs, tm
     digests = [r for r in records if r.get("event") == "end"][0]["ranks_weights_digest"]
     assert len(digests) == 2 and digests[0] == digests[1]
     assert [r["step"] for r in records if "distill_kl" in r] == [3, 6]
+
+
+def test_teachers_keep_their_linear_weights_in_the_autocast_dtype_with_the_same_numbers():
+    from tinylm.methods.distill import _store_matmul_weights_in
+    from tinylm.models import build_model, resolve_model_config
+
+    torch.manual_seed(0)
+    teacher = build_model(resolve_model_config("L2-4-32x2", flavour="llama", vocab_size=97, max_seq_len=64)).eval()
+    ids = torch.randint(97, (2, 12))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        before = teacher(ids)
+        _store_matmul_weights_in(teacher, torch.float32)  # an fp32 run: nothing changes
+        assert all(p.dtype == torch.float32 for p in teacher.parameters())
+        _store_matmul_weights_in(teacher, torch.bfloat16)
+        after = teacher(ids)
+    linear = [m.weight for m in teacher.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and all(w.dtype == torch.bfloat16 for w in linear)
+    assert teacher.embed_tokens.weight.dtype == torch.float32  # lookups and norms keep their precision
+    assert torch.equal(before, after)

@@ -116,6 +116,15 @@ def teacher_distribution(teacher, input_ids: torch.Tensor, attention_mask, tempe
     return target_distribution(teacher(input_ids, attention_mask), temperature, dtype)
 
 
+def _store_matmul_weights_in(teacher: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Keep the fixed teachers' linear layers in the autocast dtype, so that autocast does not cast
+    every weight again on every forward; the numbers are the same (autocast would round them to it)."""
+    if dtype != torch.float32:
+        for module in teacher.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(dtype)
+
+
 def _compute_dtype(run) -> torch.dtype:
     """The student's logits' dtype under the run's precision: the soft targets are kept in it."""
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(run.recipe.train.precision, torch.float32)
@@ -178,6 +187,7 @@ class Distill(Method):
         if self.teacher is None:
             self._load_teachers(run)
         if self.forward is None:
+            _store_matmul_weights_in(self.teacher, _compute_dtype(run))
             self.forward = self.teacher
             if run.recipe.train.compile:  # both compile lazily, on first use
                 self.forward = torch.compile(self.teacher, mode=run.recipe.train.compile_mode)
