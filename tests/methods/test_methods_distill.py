@@ -278,6 +278,14 @@ def test_bad_options_are_one_line_errors(options, needle, tiny_recipe, tmp_path,
     one_line_error(["train", str(tiny_recipe(methods=[entry])), "--out", str(tmp_path / "r")], needle)
 
 
+def test_two_distills_are_one_line_error(tiny_recipe, tmp_path, one_line_error):
+    entries = [{"distill": {"teachers": ["runs/a"]}}, {"distill": {"teachers": ["runs/b"]}}]
+    with pytest.raises(UserError, match="both give the model soft targets"):
+        build_methods(entries)
+    one_line_error(["train", str(tiny_recipe(methods=entries)), "--out", str(tmp_path / "r")], "merge their teachers")
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_teachers_are_one_line_errors_from_the_cli(tiny_recipe, teacher_runs, tmp_path, one_line_error):
     runs = iter(range(100))
 

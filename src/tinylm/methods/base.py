@@ -58,6 +58,11 @@ class Method:
         return {}
 
     @property
+    def gives_soft_targets(self) -> bool:
+        """Whether `soft_targets` is overridden (at most one method of a run may)."""
+        return type(self).soft_targets is not Method.soft_targets
+
+    @property
     def uses_logits(self) -> bool:
         """Whether `on_loss` is overridden: only then does the loop keep the logits for it."""
         return type(self).on_loss is not Method.on_loss

@@ -61,4 +61,9 @@ def _build_one(entry) -> Method:
 
 
 def build_methods(entries: list) -> list[Method]:
-    return [_build_one(e) for e in entries]
+    methods = [_build_one(e) for e in entries]
+    givers = [m.name for m in methods if m.gives_soft_targets]
+    if len(givers) > 1:  # the objective fits one target distribution (the loop checks again for hand-built runs)
+        raise UserError(f"methods {givers[0]} and {givers[1]} both give the model soft targets to fit: keep one "
+                        "of them (or merge their teachers into one distill)")
+    return methods
