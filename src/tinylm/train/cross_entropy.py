@@ -20,10 +20,20 @@ import torch
 
 IGNORE_INDEX = -100
 FLOAT32_CHUNK_BYTES = 256 << 20  # eager mode's float32 working set, at most
+CPU_CHUNK_BYTES = 2 << 20        # on a CPU: rows that stay in cache from one pass over them to the next
 
 
-def _rows_per_chunk(rows: int, vocab: int) -> int:
-    return max(1, min(rows, FLOAT32_CHUNK_BYTES // (4 * vocab)))
+def rows_per_chunk(logits: torch.Tensor) -> int:
+    """How many (N, V) rows eager mode turns to float32 at a time. On a CPU the passes over a chunk
+    (cast, log-sum-exp, gather; in the backward exp, scale, scatter, cast back) run from cache when
+    the chunk is small: the eager CE forward and backward at 1,024 x 16,000 took 45 ms in 256 MB
+    chunks and 24 ms in 2 MB ones on the 2-core CPU. On a GPU the bound is memory only: small chunks
+    would be kernel launches. Compiled, one chunk: inductor fuses the casts and no float32 copy exists."""
+    rows, vocab = logits.shape
+    if torch.compiler.is_compiling():
+        return max(1, rows)
+    budget = min(FLOAT32_CHUNK_BYTES, CPU_CHUNK_BYTES) if logits.device.type == "cpu" else FLOAT32_CHUNK_BYTES
+    return max(1, min(rows, budget // (4 * vocab)))
 
 
 def softmax_minus_targets(logits: torch.Tensor, lse: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor,
@@ -51,7 +61,7 @@ def softmax_minus_targets(logits: torch.Tensor, lse: torch.Tensor, targets: torc
             grad = grad + softmax_t * soft["kl_scale"][:, None] - soft["scores"].to(wide) * soft["p_scale"][:, None]
         return grad.to(logits.dtype)
     out = torch.empty_like(logits)
-    step = _rows_per_chunk(*logits.shape)
+    step = rows_per_chunk(logits)
     for start in range(0, logits.shape[0], step):
         rows = slice(start, start + step)
         x, ce_scale = logits[rows].to(wide, copy=True), scale[rows, None]
@@ -78,7 +88,7 @@ class CrossEntropy(torch.autograd.Function):
         valid = labels != IGNORE_INDEX
         targets = labels.clamp(min=0)
         wide = torch.promote_types(logits.dtype, torch.float32)  # bf16 -> fp32, fp64 stays
-        step = _rows_per_chunk(*logits.shape)
+        step = rows_per_chunk(logits)
         lse, picked = [], []
         for start in range(0, logits.shape[0], step):
             x = logits[start:start + step].to(wide)
