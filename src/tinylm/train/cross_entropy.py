@@ -8,10 +8,11 @@ them anyway) and one float32 log-sum-exp per position. The gradient is written o
 
     d loss / d logit_v = (softmax_v - [v = target]) * valid / n_valid
 
-Float32 work happens a chunk of positions at a time (`FLOAT32_CHUNK_BYTES` of float32 rows at
-most), so eager mode never holds more than that; under `torch.compile` the casts fuse into the kernels and no
-float32 copy exists at all. On the 2-core CPU benchmark (BabyLlama 16M, 8 x 128, bf16, compiled)
-it took a training step from 5,569 to 5,958 tokens/s over `F.cross_entropy` (bench/cpu_levers.py).
+Eager, float32 work happens a chunk of positions at a time (`rows_per_chunk`: at most
+`FLOAT32_CHUNK_BYTES`, and on a CPU a few MB that stay in cache); under `torch.compile` the casts
+fuse into the kernels and no float32 copy exists at all. On the 2-core CPU benchmark (BabyLlama
+16M, 8 x 128, bf16, compiled) it took a training step from 5,569 to 5,958 tokens/s over
+`F.cross_entropy` (bench/cpu_levers.py).
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ def softmax_minus_targets(logits: torch.Tensor, lse: torch.Tensor, targets: torc
 
     Two forms of one formula. Compiled, it is one expression, the one-hot a comparison with int32
     ids: inductor fuses it into one pass and no float32 copy of the logits exists. Eager, every
-    operation is a pass over memory, so a float32 copy of a chunk of rows (`FLOAT32_CHUNK_BYTES`)
-    becomes the gradient in place and the one-hot is a scatter of N numbers: the CE + KL backward at
-    1,024 x 16,000 went from 116 to 91 ms eager on the 2-core CPU; written in place, the compiled form
-    was 10% slower (21.8 vs 19.8 ms), hence the two.
+    operation is a pass over memory, so a float32 copy of a chunk of rows (`rows_per_chunk`) becomes
+    the gradient in place and the one-hot is a scatter of N numbers: the CE + KL forward and backward
+    at 1,024 x 16,000 went from 116 to 91 ms eager on the 2-core CPU (one 256 MB chunk); written in
+    place, the compiled form was 10% slower (21.8 vs 19.8 ms), hence the two.
     """
     wide = lse.dtype
     t = 1.0 if soft is None else soft["temperature"]
