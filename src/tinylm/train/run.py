@@ -47,6 +47,7 @@ def cache_compiled_objective() -> None:
 
     functorch_config.autograd_cache_allow_custom_autograd_functions = True
 
+
 ParamSelector = Iterable[str] | Iterable[nn.Parameter] | Callable[[str, nn.Parameter], bool] | None
 
 
