@@ -341,6 +341,10 @@ def test_teachers_keep_their_linear_weights_in_the_autocast_dtype_with_the_same_
     assert linear and all(w.dtype == torch.bfloat16 for w in linear)
     assert teacher.embed_tokens.weight.dtype == torch.float32  # lookups and norms keep their precision
     assert torch.equal(before, after)
+    tied = torch.nn.Sequential(torch.nn.Embedding(11, 4), torch.nn.Linear(4, 11, bias=False))
+    tied[1].weight = tied[0].weight  # an output layer tied to the embeddings (as transformers ties them)
+    _store_matmul_weights_in(tied, torch.bfloat16)
+    assert tied[0].weight.dtype == torch.float32
 
 
 def test_compiled_distillation_in_bf16_trains_as_eager(tiny_recipe, teacher_runs, tmp_path):

@@ -118,11 +118,15 @@ def teacher_distribution(teacher, input_ids: torch.Tensor, attention_mask, tempe
 
 def _store_matmul_weights_in(teacher: torch.nn.Module, dtype: torch.dtype) -> None:
     """Keep the fixed teachers' linear layers in the autocast dtype, so that autocast does not cast
-    every weight again on every forward; the numbers are the same (autocast would round them to it)."""
-    if dtype != torch.float32:
-        for module in teacher.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.to(dtype)
+    every weight again on every forward; the numbers are the same (autocast would round them to it).
+    A weight another kind of module also holds (an output layer tied to the embeddings) stays."""
+    if dtype == torch.float32:
+        return
+    held_elsewhere = {id(p) for m in teacher.modules() if not isinstance(m, torch.nn.Linear)
+                      for p in m.parameters(recurse=False)}
+    for module in teacher.modules():
+        if isinstance(module, torch.nn.Linear) and id(module.weight) not in held_elsewhere:
+            module.to(dtype)
 
 
 def _compute_dtype(run) -> torch.dtype:
