@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from tinylm.errors import UserError
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -72,3 +74,11 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def check_one_soft_target_source(methods: list[Method]) -> None:
+    """The objective fits one target distribution: two methods giving soft targets are a user error."""
+    givers = [m.name for m in methods if m.gives_soft_targets]
+    if len(givers) > 1:
+        raise UserError(f"methods {givers[0]} and {givers[1]} both give the model soft targets to fit: keep one "
+                        "of them (or merge their teachers into one distill)")

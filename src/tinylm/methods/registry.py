@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 
 from tinylm.errors import UserError
-from tinylm.methods.base import Method
+from tinylm.methods.base import Method, check_one_soft_target_source
 
 _REGISTRY: dict[str, type[Method]] = {}
 
@@ -62,8 +62,5 @@ def _build_one(entry) -> Method:
 
 def build_methods(entries: list) -> list[Method]:
     methods = [_build_one(e) for e in entries]
-    givers = [m.name for m in methods if m.gives_soft_targets]
-    if len(givers) > 1:  # the objective fits one target distribution (the loop checks again for hand-built runs)
-        raise UserError(f"methods {givers[0]} and {givers[1]} both give the model soft targets to fit: keep one "
-                        "of them (or merge their teachers into one distill)")
+    check_one_soft_target_source(methods)  # at recipe time (a sweep checks its space here); Run checks again
     return methods

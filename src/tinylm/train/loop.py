@@ -12,7 +12,6 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tinylm.errors import UserError
 from tinylm.train import distributed
 from tinylm.train.checkpoint import save_checkpoint
 
@@ -64,12 +63,8 @@ def _trainable(run):
 
 
 def _soft_targets(run, batch):
-    """The soft targets one method may supply for this micro-batch (distill's teachers), else None."""
-    found = [(m.name, t) for m in run.methods if (t := m.soft_targets(run, batch)) is not None]
-    if len(found) > 1:
-        raise UserError(f"methods {found[0][0]} and {found[1][0]} both give the model soft targets to fit: "
-                        "keep one of them (or merge their teachers into one distill)")
-    return found[0][1] if found else None
+    """The soft targets the run's one giver supplies for this micro-batch (distill's teachers), else None."""
+    return next((t for m in run.methods if (t := m.soft_targets(run, batch)) is not None), None)
 
 
 def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from tinylm.compute import flops_per_token, peak_flops
 from tinylm.errors import UserError
+from tinylm.methods.base import check_one_soft_target_source
 from tinylm.models import build_model
 from tinylm.train import distributed
 from tinylm.train.cpu_memory import keep_freed_memory
@@ -54,6 +55,7 @@ ParamSelector = Iterable[str] | Iterable[nn.Parameter] | Callable[[str, nn.Param
 class Run:
     def __init__(self, recipe: Recipe, model: nn.Module, batches, val_batches: list[dict], device: torch.device,
                  total_steps: int, methods: list, out_dir: Path | None = None, world=None):
+        check_one_soft_target_source(methods)  # for runs built by hand too; the loop takes the first it finds
         self.recipe, self.device, self.methods = recipe, device, methods
         self.out_dir = Path(out_dir) if out_dir else None
         self.world = world or distributed.World()
