@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from throughput import SyntheticStream
+
 
 def make_run(spec: str, vocab: int, batch: int, seq: int, methods: list, seed: int = 0,
              precision: str = "fp32", compile_: bool = False):
@@ -39,17 +41,9 @@ def make_run(spec: str, vocab: int, batch: int, seq: int, methods: list, seed: i
                                          "precision": precision, "compile": compile_}})
     torch.manual_seed(seed)
     model = build_model(resolve_model_config(spec, vocab_size=vocab, max_seq_len=seq))
-
-    class Batches:  # a pure function of the position, like the real samplers
-        position = 0
-
-        def next_batch(self):
-            g = torch.Generator().manual_seed(self.position)
-            self.position += 1
-            w = torch.randint(vocab, (batch, seq + 1), generator=g)
-            return {"input_ids": w[:, :-1], "labels": w[:, 1:]}
-
-    return Run(recipe, model, Batches(), [], torch.device("cpu"), 10**9, methods)
+    # the same windows at the same step in every configuration: the cache-read run meets the write run's batches
+    batches = SyntheticStream(vocab, batch, seq, torch.device("cpu"))
+    return Run(recipe, model, batches, [], torch.device("cpu"), 10**9, methods)
 
 
 def distill_method(teachers: list, cache_dir: Path | None, top_k: int):
