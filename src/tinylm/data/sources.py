@@ -24,11 +24,12 @@ from typing import Iterator, NamedTuple
 
 from tinylm.data.cleaning import PARAGRAPH_BREAK_BYTES, CleaningStats, decode_utf8
 from tinylm.errors import UserError
+from tinylm.package_files import package_file
 
 BUILTIN_PREFIX = "builtin:"
 HF_PREFIX = "hf:"
 DEFAULT_CORPUS = "builtin:children"  # Gutenberg children's books shipped with the package
-_CORPUS_DIR = Path(__file__).resolve().parents[1] / "assets" / "corpus"
+_CORPUS_DIR = package_file("assets", "corpus")
 _SNIFF_BYTES = 8192
 _GLOB_CHARS = "*?["
 

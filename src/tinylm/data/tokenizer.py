@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Iterable
 
 from tinylm.errors import UserError
+from tinylm.package_files import package_file
 
-_ASSETS = Path(__file__).resolve().parents[1] / "assets" / "tokenizers"
+_ASSETS = package_file("assets", "tokenizers")
 SHIPPED = ("gpt2", "bert-base-uncased", "gpt-neox-20b")
 # Hub ids of the very same files, so a recipe written with a hub id needs no download.
 _ALIASES = {
