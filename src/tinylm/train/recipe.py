@@ -24,8 +24,9 @@ from typing import Any, get_type_hints
 import yaml
 
 from tinylm.errors import UserError
+from tinylm.package_files import package_file
 
-BUNDLED = Path(__file__).resolve().parents[1] / "recipes"
+BUNDLED = package_file("recipes")
 
 
 @dataclass
