@@ -37,7 +37,7 @@ def package_file_requests() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> zipfile.ZipFile:
+def wheel_file(tmp_path_factory) -> Path:
     tree = tmp_path_factory.mktemp("tree")
     shutil.copy(REPO / "pyproject.toml", tree)
     shutil.copy(REPO / "README.md", tree)
@@ -46,7 +46,12 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(tree), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(dist)], check=True, capture_output=True, timeout=300)
     (built,) = dist.glob("tinylm-*.whl")
-    return zipfile.ZipFile(built)
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel(wheel_file) -> zipfile.ZipFile:
+    return zipfile.ZipFile(wheel_file)
 
 
 def test_the_code_asks_for_its_shipped_files_through_package_file():
@@ -64,3 +69,31 @@ def test_every_file_the_code_asks_for_is_in_the_wheel(wheel):
     for where, path in package_file_requests():
         inside = [n for n in names if n == f"tinylm/{path}" or n.startswith(f"tinylm/{path}/")]
         assert inside, f"{where} asks for {path}, which the wheel does not hold"
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_trains_a_bundled_recipe_from_another_directory(wheel_file, tmp_path):
+    """What a user of `pip install tinylm` does: no source tree anywhere near, recipes by name.
+    The venv borrows this interpreter's packages (torch, ...) but its own tinylm is the wheel's."""
+    import os
+
+    venv, elsewhere = tmp_path / "venv", tmp_path / "elsewhere"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel_file)], check=True,
+                   capture_output=True, timeout=300)
+    elsewhere.mkdir()
+    env = {**os.environ, "TINYLM_CACHE": str(tmp_path / "cache"), "PYTHONPATH": ""}
+
+    def tinylm(*argv):
+        done = subprocess.run([str(venv / "bin" / "tinylm"), *argv], cwd=elsewhere, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    where = subprocess.run([str(python), "-c", "import tinylm; print(tinylm.__file__)"], cwd=elsewhere, env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert Path(where.strip()).is_relative_to(venv), where
+    assert "forgetter-tiny" in tinylm("models", "--recipes")
+    tinylm("train", "forgetter-tiny", "--out", "run", "--set", "train.duration=6 steps", "--set", "eval.every=0")
+    assert (elsewhere / "run" / "summary.json").is_file()
