@@ -28,7 +28,8 @@ def register(sub) -> None:
                    help="evaluate the mean-logit ensemble of these models (runs, checkpoints or transformers "
                         "directories with one tokenizer) instead of one model")
     p.add_argument("--blimp", action="append", default=[], metavar="DIR",
-                   help="BLiMP-style JSONL directory or file (repeatable), e.g. ../shared/data/blimp")
+                   help="BLiMP-style JSONL directory or file (repeatable), e.g. the data/ folder of "
+                        "github.com/alexwarstadt/blimp")
     p.add_argument("--hellaswag", metavar="FILE", help="HellaSwag JSONL or 6-lines-per-item text file")
     p.add_argument("--val", metavar="STORE", help="token store: validation loss on the run's fixed seeded windows")
     p.add_argument("--limit", type=int, help="only the first N pairs of each BLiMP paradigm and N HellaSwag items")

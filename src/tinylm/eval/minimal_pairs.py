@@ -53,9 +53,10 @@ def _files(path: Path) -> list[Path]:
         files = sorted(p for p in path.iterdir() if p.suffix == ".jsonl" and p.is_file())
         if not files:
             raise UserError(f"{path} holds no .jsonl files: point --blimp at a directory of BLiMP JSONL files "
-                            "(e.g. ../shared/data/blimp) or at one file")
+                            "(e.g. the data/ folder of github.com/alexwarstadt/blimp) or at one file")
         return files
-    raise UserError(f"{path} does not exist: give a BLiMP directory (e.g. ../shared/data/blimp) or a JSONL file")
+    raise UserError(f"{path} does not exist: give a BLiMP directory (e.g. the data/ folder of "
+                    "github.com/alexwarstadt/blimp) or a JSONL file")
 
 
 def read_minimal_pairs(path) -> list[MinimalPair]:

@@ -11,7 +11,7 @@
 
 Two input formats: the original JSONL (``ctx_a``, ``ctx_b``, ``activity_label``, ``endings``,
 ``label``) and the 6-lines-per-item text format (``activity label: context``, gold index, four
-endings) of ``../shared/data/hellaswag/``. The text format stores the context already joined and
+endings) of github.com/klosax/hellaswag_text_data. The text format stores the context already joined and
 with ``ctx_b`` not capitalised, so its queries can differ from lm-eval's by that one letter; it is
 read as it is (that is what llama.cpp's HellaSwag scorer does with it).
 """
@@ -117,7 +117,7 @@ def read_hellaswag(path) -> tuple[list[ChoiceItem], str]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"{path} does not exist: give a HellaSwag file (JSONL, or the 6-lines-per-item text "
-                        "format, e.g. ../shared/data/hellaswag/val-first500.txt)")
+                        "format, e.g. hellaswag_val_full.txt of github.com/klosax/hellaswag_text_data)")
     try:
         head = path.read_text(encoding="utf-8").lstrip()[:1]
     except UnicodeDecodeError as e:
