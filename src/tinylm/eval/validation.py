@@ -2,7 +2,8 @@
 
 The windows come from ``tinylm.train.batches.validation_batches`` and the loss from
 ``tinylm.train.loop.evaluate``, with the run's own recipe values (``data.seq_len``,
-``eval.windows``, ``eval.batch_size``, ``eval.seed``, ``train.precision``); so on the run's store
+``eval.windows``, ``eval.batch_size``, ``eval.seed``, ``train.precision`` resolved on the model's device,
+so ``auto`` is what training on that device computed in); so on the run's store
 the number equals the training log's last ``val_loss`` to the last digit, and two runs evaluated on
 one store are compared on identical windows.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from tinylm.errors import UserError
+from tinylm.precision import resolve_precision
 
 
 def _file_sha256(path: Path) -> str:
@@ -80,8 +82,8 @@ def validation_loss(model, store_path, *, tokenizer=None, tokenizer_path=None, r
         raise UserError("the number of validation windows must be at least 1")
     batches = validation_batches(store, data, ev.windows, ev.batch_size, ev.seed)
     device = next(model.parameters()).device
-    run = SimpleNamespace(model=model, val_batches=batches, device=device,
-                          recipe=SimpleNamespace(train=SimpleNamespace(precision=precision)))
+    precision = resolve_precision(precision, device).precision  # `auto` as training resolves it, on this device
+    run = SimpleNamespace(model=model, val_batches=batches, device=device, precision=precision)
     with torch.inference_mode():
         result = evaluate(run)
     tokens = sum(int((b["labels"] != -100).sum()) for b in batches)

@@ -47,6 +47,7 @@ from tinylm.errors import UserError
 from tinylm.methods.base import Method, MethodConfig
 from tinylm.methods.options import number
 from tinylm.methods.registry import register
+from tinylm.precision import run_precision, torch_dtype
 from tinylm.train.cross_entropy import IGNORE_INDEX
 from tinylm.train.soft_targets import SoftTargets, cross_entropy_kl, target_distribution
 
@@ -130,8 +131,8 @@ def _store_matmul_weights_in(teacher: torch.nn.Module, dtype: torch.dtype) -> No
 
 
 def _compute_dtype(run) -> torch.dtype:
-    """The student's logits' dtype under the run's precision: the soft targets are kept in it."""
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(run.recipe.train.precision, torch.float32)
+    """The student's logits' dtype under the run's resolved precision: the soft targets are kept in it."""
+    return torch_dtype(run_precision(run))
 
 
 # -- the method ------------------------------------------------------------------------------------

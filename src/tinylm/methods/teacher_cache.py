@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from tinylm.precision import run_precision
+
 FORMAT = 1
 
 
@@ -37,7 +39,7 @@ def cache_key(run, teachers: list, top_k: int) -> dict:
         "store_meta_sha256": (hashlib.sha256((store.path / "meta.json").read_bytes()).hexdigest()
                               if store is not None else None),
         "batch_size": recipe.train.batch_size, "grad_accum": recipe.train.grad_accum,
-        "processes": run.world.size, "rank": run.world.rank, "precision": recipe.train.precision,
+        "processes": run.world.size, "rank": run.world.rank, "precision": run_precision(run),
     }
 
 

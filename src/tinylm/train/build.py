@@ -15,6 +15,7 @@ import yaml
 from tinylm.errors import UserError
 from tinylm.methods import build_methods
 from tinylm.models import ModelConfig, build_model, resolve_model_config
+from tinylm.precision import resolve_precision
 from tinylm.train import distributed
 from tinylm.train.batches import training_batches, validation_batches
 from tinylm.train.checkpoint import latest_checkpoint, load_weights, read_model_config, restore
@@ -175,8 +176,10 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     device = pick_device(recipe.train.device, world)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if recipe.train.precision == "fp16" and device.type != "cuda":
-        raise UserError("fp16 with loss scaling needs a CUDA device: use `--set train.precision=bf16` on the CPU")
+    precision = resolve_precision(recipe.train.precision, device)  # here, where the device is known; on resume again
+    if precision.precision == "fp16" and device.type != "cuda":
+        raise UserError(f"fp16 with loss scaling needs a CUDA device, not {device.type}: "
+                        "use `--set train.precision=auto` (bf16 where the device computes it natively)")
     ckpt = None
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -204,7 +207,7 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     val = validation_batches(store, recipe.data, recipe.eval.windows, recipe.eval.batch_size, recipe.eval.seed)
     tokens_per_step = t.batch_size * t.grad_accum * recipe.data.seq_len * world.size
     total = parse_duration(t.duration).to_steps(tokens_per_step, len(store.split("train")))
-    run = Run(recipe, model, batches, val, device, total, build_methods(recipe.methods), out_dir, world)
+    run = Run(recipe, model, batches, val, device, total, build_methods(recipe.methods), out_dir, world, precision)
     run.store = store
     if ckpt is not None:
         restore(run, ckpt)

@@ -12,16 +12,17 @@ import time
 import torch
 import torch.nn.functional as F
 
+from tinylm.precision import run_precision, torch_dtype
 from tinylm.train import distributed
 from tinylm.train.checkpoint import save_checkpoint
 
 
 def autocast(run):
-    precision = run.recipe.train.precision
+    """bf16 / fp16 autocast in the run's resolved precision; none in fp32."""
+    precision = run_precision(run)
     if precision == "fp32":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=run.device.type, dtype=dtype)
+    return torch.autocast(device_type=run.device.type, dtype=torch_dtype(precision))
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -119,7 +120,7 @@ def train(run, on_step=None, on_eval=None) -> dict:
     after every validation, methods first (a sweep reports to its pruner there and may `run.finish`).
     """
     t = run.recipe.train
-    scaler = torch.amp.GradScaler(run.device.type, enabled=t.precision == "fp16")
+    scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
     run.model.train()
     run.emit("start")
     every_log, every_eval, every_ckpt = max(1, t.log_every), run.recipe.eval.every, run.recipe.checkpoint.every

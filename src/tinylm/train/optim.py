@@ -45,13 +45,14 @@ def param_groups(named_params, cfg: TrainSection, lr_scales: dict[str, float] | 
 
 
 def build_optimizer(model: nn.Module, cfg: TrainSection, device: torch.device,
-                    lr_scales: dict[str, float] | None = None) -> torch.optim.AdamW:
+                    lr_scales: dict[str, float] | None = None, precision: str = "fp32") -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; `precision` is the run's resolved one (`Run.precision`)."""
     groups = param_groups(model.named_parameters(), cfg, lr_scales)
     if not groups:
         raise ValueError("no trainable parameters")
     # Fused AdamW: one kernel over all tensors. On CUDA and on the CPU (torch >= 2.4) it is several
     # times faster than the foreach path (bench/throughput.py); fp16's GradScaler keeps foreach on CPU.
-    fused = device.type == "cuda" or (device.type == "cpu" and cfg.precision != "fp16")
+    fused = device.type == "cuda" or (device.type == "cpu" and precision != "fp16")
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=fused or None,
                              foreach=None if fused else True)
 

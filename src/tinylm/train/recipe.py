@@ -25,6 +25,7 @@ import yaml
 
 from tinylm.errors import UserError
 from tinylm.package_files import package_file
+from tinylm.precision import PRECISIONS
 
 BUNDLED = package_file("recipes")
 
@@ -60,7 +61,8 @@ class TrainSection:
     decay_norms: bool = False           # whether norm weights get weight decay
     decay_biases: bool = False
     decay_embeddings: bool = True       # FORGETTER decays everything HF Trainer decays (embeddings included)
-    precision: str = "fp32"             # fp32 | bf16 (autocast, CPU and CUDA) | fp16 (CUDA, loss scaling)
+    precision: str = "auto"             # auto (bf16 where the device computes it natively, else fp32: tinylm.precision)
+                                        # | fp32 | bf16 (autocast, CPU and CUDA) | fp16 (CUDA, loss scaling)
     compile: bool = False               # torch.compile the model (pays on long runs: CPU compile takes minutes)
     compile_mode: str = "default"       # default | reduce-overhead (CUDA graphs: static shapes) | max-autotune
     device: str = "auto"                # auto | cpu | cuda | cuda:N | mps
@@ -180,7 +182,7 @@ def _check(r: Recipe) -> None:
     if (r.data.store is None) == (r.data.sources is None):
         raise UserError("recipe `data` needs exactly one of `store:` (a prepared token store) or `sources:` (corpora to prepare)")
     choices = {"data.sampler": (r.data.sampler, ("windows", "chunks", "epochs", "mlm")),
-               "train.precision": (r.train.precision, ("fp32", "bf16", "fp16")),
+               "train.precision": (r.train.precision, PRECISIONS),
                "train.schedule": (r.train.schedule, ("linear", "cosine", "constant")),
                "train.compile_mode": (r.train.compile_mode, ("default", "reduce-overhead", "max-autotune"))}
     for key, (value, valid) in choices.items():

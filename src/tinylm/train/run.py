@@ -19,6 +19,7 @@ from tinylm.compute import flops_per_token, peak_flops
 from tinylm.errors import UserError
 from tinylm.methods.base import check_one_soft_target_source
 from tinylm.models import build_model
+from tinylm.precision import PrecisionChoice, resolve_precision
 from tinylm.train import distributed
 from tinylm.train.cpu_memory import keep_freed_memory
 from tinylm.train.metrics import MetricsLog
@@ -54,9 +55,14 @@ ParamSelector = Iterable[str] | Iterable[nn.Parameter] | Callable[[str, nn.Param
 
 class Run:
     def __init__(self, recipe: Recipe, model: nn.Module, batches, val_batches: list[dict], device: torch.device,
-                 total_steps: int, methods: list, out_dir: Path | None = None, world=None):
+                 total_steps: int, methods: list, out_dir: Path | None = None, world=None,
+                 precision: PrecisionChoice | None = None):
         check_one_soft_target_source(methods)  # for runs built by hand too; the loop takes the first it finds
         self.recipe, self.device, self.methods = recipe, device, methods
+        # `train.precision` resolved for this device (auto: bf16 where native, else fp32), once: autocast,
+        # the optimizer, distill and MFU all read `self.precision`; the recipe keeps what the user wrote.
+        self.precision_choice = precision or resolve_precision(recipe.train.precision, device)
+        self.precision = self.precision_choice.precision
         self.out_dir = Path(out_dir) if out_dir else None
         self.world = world or distributed.World()
         self.batches, self.val_batches = batches, val_batches
@@ -79,7 +85,7 @@ class Run:
         self.optimizer = self._new_optimizer()
         # The device's peak FLOP/s for MFU: given (TINYLM_PEAK_FLOPS), cached, or measured once on a GPU (a
         # CPU is not benchmarked unasked: `python bench/peak_flops.py`).
-        self.peak_flops = peak_flops(self.device, recipe.train.precision, measure=self.device.type == "cuda")
+        self.peak_flops = peak_flops(self.device, self.precision, measure=self.device.type == "cuda")
         self._refresh()
 
     # -- derived state -------------------------------------------------------------------------
@@ -301,7 +307,7 @@ class Run:
         self.parked = {n: s for n, s in state.items() if n not in live and n in present}
 
     def _new_optimizer(self):
-        return build_optimizer(self.model, self.train_config, self.device, self.lr_scales)
+        return build_optimizer(self.model, self.train_config, self.device, self.lr_scales, self.precision)
 
     def _rebuild_optimizer_groups(self, rewrap: bool = True) -> None:
         """New groups, same per-parameter state (frozen parameters' parked). `rewrap`: trainability or
