@@ -35,6 +35,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tinylm.precision import cpu_capability, resolve_precision, torch_dtype
+
 AFTER_HEAD = ("mlm_bias", "pooler.", "classifier.")  # used after (or beside) the output matmul, never below it
 NOT_IN_LM_FORWARD = ("pooler", "classifier")          # the encoder's sequence-classification head
 
@@ -179,23 +181,21 @@ def peak_cache_file() -> Path:
     return root / "peak_flops.json"
 
 
-def _dtype(precision: str) -> torch.dtype:
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-
-
-def device_key(device: torch.device, precision: str) -> str:
-    """What a measured peak belongs to: the device model (or CPU and thread count) and the dtype."""
+def device_key(device: torch.device, precision: str = "auto") -> str:
+    """What a measured peak belongs to: the device model (or CPU, its kernel level and thread count) and
+    the dtype `precision` resolves to there (`auto`: bf16 where native, else fp32; tinylm.precision)."""
     device = torch.device(device)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-    elif device.type == "cpu":
-        name = f"cpu {platform.machine()} {torch.get_num_threads()} threads"
+    elif device.type == "cpu":  # the kernel level: a peak measured under ATEN_CPU_CAPABILITY=avx2 is another CPU's
+        name = f"cpu {platform.machine()} {cpu_capability()} {torch.get_num_threads()} threads"
     else:
         name = device.type
-    return f"{name} | {str(_dtype(precision)).removeprefix('torch.')}"
+    dtype = torch_dtype(resolve_precision(precision, device).precision)
+    return f"{name} | {str(dtype).removeprefix('torch.')}"
 
 
-def known_peak_flops(device: torch.device, precision: str = "fp32") -> float | None:
+def known_peak_flops(device: torch.device, precision: str = "auto") -> float | None:
     """The peak the user gave (env TINYLM_PEAK_FLOPS, FLOP/s per device) or a cached measurement; no
     measuring here: `peak_flops` measures (a run does so itself only on CUDA, where it takes a second)."""
     given = os.environ.get("TINYLM_PEAK_FLOPS")
@@ -207,14 +207,20 @@ def known_peak_flops(device: torch.device, precision: str = "fp32") -> float | N
         return None
 
 
-def measure_peak_flops(device: torch.device, precision: str = "fp32", size: int | None = None,
+def measure_peak_flops(device: torch.device, precision: str = "auto", size: int | None = None,
                        seconds: float = 1.0) -> float:
-    """Achieved FLOP/s of large square matmuls: the practical peak a training step could reach."""
+    """Achieved FLOP/s of large square matmuls: the practical peak a training step could reach.
+
+    `precision` is resolved as a run resolves it (`auto`: bf16 only where the device computes it
+    natively: an emulated bf16 matmul of 1024³ takes seconds on an AVX2 CPU). A small `size` keeps
+    tests fast (the number then is a lower bound).
+    """
     device = torch.device(device)
+    dtype = torch_dtype(resolve_precision(precision, device).precision)
     n = size or (8192 if device.type == "cuda" else 1024)
     g = torch.Generator(device=device).manual_seed(0)  # its own generator: the run's RNG stream is untouched
-    a = torch.randn(n, n, device=device, dtype=_dtype(precision), generator=g)
-    b = torch.randn(n, n, device=device, dtype=_dtype(precision), generator=g)
+    a = torch.randn(n, n, device=device, dtype=dtype, generator=g)
+    b = torch.randn(n, n, device=device, dtype=dtype, generator=g)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(3):
         a @ b
@@ -230,14 +236,14 @@ def measure_peak_flops(device: torch.device, precision: str = "fp32", size: int 
     return 2.0 * n**3 * count / (time.perf_counter() - start)
 
 
-def peak_flops(device: torch.device, precision: str = "fp32", measure: bool = True,
-               again: bool = False) -> float | None:
+def peak_flops(device: torch.device, precision: str = "auto", measure: bool = True,
+               again: bool = False, size: int | None = None) -> float | None:
     """Known peak, else (with `measure`) a matmul benchmark, measured once and cached per device
-    (`again`: measure and re-cache even when known)."""
+    (`again`: measure and re-cache even when known; `size`: the matmuls' side, see `measure_peak_flops`)."""
     known = None if again else known_peak_flops(device, precision)
     if known is not None or not (measure or again):
         return known
-    value = measure_peak_flops(device, precision)
+    value = measure_peak_flops(device, precision, size)
     path = peak_cache_file()
     try:
         cache = json.loads(path.read_text()) if path.exists() else {}
