@@ -6,12 +6,18 @@ import sys
 
 
 class TrainingProgress:
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, announce: bool = False):
         self.enabled = enabled
+        self.announce = announce  # `tinylm train`: first a line saying the precision and why
         self.bar = None
         self.tty = sys.stderr.isatty()
 
     def start(self, run) -> None:
+        """With `announce`, the first line says which precision the run computes in and why (`auto` is
+        resolved on this device); a warning (bf16 emulated) is printed even when progress is off."""
+        choice = run.precision_choice
+        if self.announce and run.world.is_main and (self.enabled or choice.warning):
+            print(choice.line(), file=sys.stderr, flush=True)
         if not self.enabled or not run.world.is_main:
             self.enabled = False
             return

@@ -38,7 +38,7 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     if args.seeds is not None:
         return _seeds(args, recipe, out)
-    progress = TrainingProgress(enabled=not args.quiet)
+    progress = TrainingProgress(enabled=not args.quiet, announce=True)
     try:
         summary = execute(recipe, out, resume=args.resume, force=args.force, on_start=progress.start,
                           on_step=progress.step)
@@ -67,7 +67,7 @@ def _seeds(args, recipe, out: Path) -> int:
     seeds = parse_seeds(args.seeds)
     pinned = pinned_seed_keys(args.overrides)
     main = int(os.environ.get("RANK", "0")) == 0
-    progress = TrainingProgress(enabled=not args.quiet)
+    progress = TrainingProgress(enabled=not args.quiet, announce=True)
 
     def on_seed(seed: int, run_dir: Path, state: str) -> None:
         progress.close()  # each seed's run gets its own bar

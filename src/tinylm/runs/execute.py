@@ -46,21 +46,24 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
             on_step=None, on_eval=None) -> dict:
     """Train `recipe` into `out_dir`; returns the summary (also written to summary.json).
 
-    `on_start(run)`, `on_step(run, record)` and `on_eval(run, metrics)` let a caller watch (progress
-    bars) or steer (a sweep's pruner ends a poor trial with `run.finish`) without a recipe method.
+    `on_start(run)` (once the methods have started; not for a run already complete), `on_step(run,
+    record)` and `on_eval(run, metrics)` let a caller watch (progress bars) or steer (a sweep's
+    pruner ends a poor trial with `run.finish`) without a recipe method.
     """
     started = time.time()
     run = build_run(recipe, out_dir, resume=resume, force=force)
-    if on_start:
-        on_start(run)
     with stop_on_interrupt(run):
-        last = train(run, on_step=on_step, on_eval=on_eval) if run.step < run.total_steps else _finished(out_dir)
+        if run.step < run.total_steps:
+            last = train(run, on_step=on_step, on_eval=on_eval, on_start=on_start)
+        else:
+            last = _finished(out_dir)
     summary = {
         "name": recipe.name, "out_dir": str(out_dir), "complete": run.step >= run.total_steps,
         "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, "flops": run.flops,
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "val_loss": last.get("val_loss"), "val_ppl": last.get("val_ppl"), "loss": last.get("loss"),
-        "device": str(run.device), "processes": run.world.size, "wall_s": round(time.time() - started, 2),
+        "device": str(run.device), **run.precision_choice.to_dict(),  # precision (resolved), precision_requested, why
+        "processes": run.world.size, "wall_s": round(time.time() - started, 2),
     }
     if run.world.is_main:
         write_json(Path(out_dir) / "summary.json", summary)

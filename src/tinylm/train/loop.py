@@ -113,9 +113,11 @@ def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:
     return loss_sum / accum, grad_norm, data_time
 
 
-def train(run, on_step=None, on_eval=None) -> dict:
+def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     """Train until the run's length or a stop request; returns the last metrics.
 
+    `on_start(run)` is called once the methods have started (their checks passed, teachers loaded),
+    before the first step: a progress bar's first line then never precedes a method's one-line error.
     `on_step(run, record)` is called after every step (the CLI's progress bar); `on_eval(run, metrics)`
     after every validation, methods first (a sweep reports to its pruner there and may `run.finish`).
     """
@@ -123,6 +125,8 @@ def train(run, on_step=None, on_eval=None) -> dict:
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
     run.model.train()
     run.emit("start")
+    if on_start:
+        on_start(run)
     every_log, every_eval, every_ckpt = max(1, t.log_every), run.recipe.eval.every, run.recipe.checkpoint.every
     window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
     window_flops = run.flops
