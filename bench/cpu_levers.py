@@ -12,12 +12,13 @@ Cumulative, in this order (each stage rebuilds tinylm's step with one more lever
     +keep_freed_memory         glibc keeps freed memory (`train/cpu_memory.py`); process-wide, so
                                transformers gets it too from this stage on
 
-Each stage alternates rounds with transformers' LlamaForCausalLM in bf16 autocast (its best
-setting on this CPU), so the ratio is robust to machine noise even where absolute tokens/s are
+Each stage alternates rounds with transformers' LlamaForCausalLM under autocast in the same
+precision (`--precision`, default auto: bf16 where this CPU computes it natively, else fp32; the
+bf16 levers then change nothing), so the ratio is robust to machine noise even where absolute tokens/s are
 not. The last stage also reports the ratio against transformers as it ran before the allocator
 change (`ratio_vs_default_allocator`): what a user comparing with their own loop would see. Prints JSON.
 
-    python bench/cpu_levers.py [--preset babyllama2-16m] [--batch 8] [--seq 128] [--rounds 5]
+    python bench/cpu_levers.py [--preset babyllama2-16m] [--batch 8] [--seq 128] [--rounds 5] [--precision auto]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from throughput import hf_stepper, measure, tinylm_stepper
+from tinylm.precision import PRECISIONS, cpu_capability, resolve_precision
 from tinylm.train.objective import lm_loss as tinylm_loss
 
 STAGES = ["sdpa_flash+foreach_adamw", "+fused_adamw", "+matmul_attention", "+compile_model",
@@ -83,7 +85,7 @@ def build_stage(index: int, args):
         os.environ.pop("TINYLM_KEEP_FREED_MEMORY", None)
     original = foreach_adamw(index == 0)
     try:
-        return tinylm_stepper(args.preset, args.batch, args.seq, "bf16", torch.device("cpu"), compile_=index >= 4)
+        return tinylm_stepper(args.preset, args.batch, args.seq, args.precision, torch.device("cpu"), compile_=index >= 4)
     finally:
         torch.optim.AdamW = original
 
@@ -95,7 +97,11 @@ def main() -> None:
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--precision", default="auto", choices=PRECISIONS[:3],
+                   help="auto (default): bf16 where this CPU computes it natively, else fp32")
     args = p.parse_args()
+    choice = resolve_precision(args.precision, "cpu")
+    args.precision = choice.precision  # both contenders in the resolved precision
     os.environ["TINYLM_KEEP_FREED_MEMORY"] = "0"  # until the last stage turns it on
     device, tokens = torch.device("cpu"), args.batch * args.seq
     theirs = None
@@ -103,7 +109,7 @@ def main() -> None:
     for index, name in enumerate(STAGES):
         ours, model = build_stage(index, args)
         if theirs is None:
-            theirs = hf_stepper(model, args.batch, args.seq, "bf16", device, False)
+            theirs = hf_stepper(model, args.batch, args.seq, args.precision, device, False)
             theirs()
         t = time.perf_counter()
         ours()
@@ -123,7 +129,8 @@ def main() -> None:
         results.append(row)
         print(json.dumps(row), flush=True)
     print(json.dumps({"benchmark": "cpu levers", "preset": args.preset, "batch": args.batch, "seq_len": args.seq,
-                      "precision": "bf16", "torch": torch.__version__, "results": results}, indent=1))
+                      "precision": args.precision, "precision_requested": choice.requested,
+                      "cpu_capability": cpu_capability(), "torch": torch.__version__, "results": results}, indent=1))
 
 if __name__ == "__main__":
     main()

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from throughput import SyntheticStream
+from tinylm.precision import cpu_capability
 
 
 def make_run(spec: str, vocab: int, batch: int, seq: int, methods: list, seed: int = 0,
@@ -73,7 +74,8 @@ def main() -> None:
     p.add_argument("--top-k", type=int, default=64)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=4, help="steps per configuration per round")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 where this CPU computes it natively, else fp32 (the JSON says which)")
     p.add_argument("--compile", action="store_true", help="train.compile: student, teachers and KL compiled")
     a = p.parse_args()
 
@@ -121,7 +123,9 @@ def main() -> None:
     out = {
         "model": {"spec": a.spec, "vocab": a.vocab, "batch": a.batch, "seq": a.seq,
                   "parameters": sum(p.numel() for p in student.parameters())},
-        "precision": a.precision, "compile": a.compile, "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "precision": runs["student"].precision, "precision_requested": a.precision,
+        "cpu_capability": cpu_capability(), "compile": a.compile, "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "rounds": a.rounds, "steps_per_round": a.steps,
         "step_s": {k: round(v, 4) for k, v in step_s.items()},
         "flops_per_token": {"student_train_step": train_flops, "teacher_forward": teacher_fwd},

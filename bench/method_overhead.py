@@ -1,9 +1,9 @@
 """What sleep, forget and grow add to a training step: the time spent in their own code.
 
-Each method runs on BabyLlama 16M (8 x 128, bf16) with its events every `--every` steps, so that a
-short run sees several; the loop's `run.emit` is timed, which holds everything a method does (its
-hooks and the Run primitives they call: optimizer resets, re-initialisation, rebuilding the model,
-growing it). Reported per method:
+Each method runs on BabyLlama 16M (8 x 128; precision auto: bf16 where the CPU computes it natively,
+else fp32) with its events every `--every` steps, so that a short run sees several; the loop's
+`run.emit` is timed, which holds everything a method does (its hooks and the Run primitives they
+call: optimizer resets, re-initialisation, rebuilding the model, growing it). Reported per method:
 
 * `hooks_ms_per_step`: the median time in the method's code on a step without an event;
 * `event_hooks_ms`: the mean time in the method's code on a step with an event (a sleep, a reset, a growth);
@@ -35,6 +35,7 @@ import time
 import torch
 
 from throughput import SyntheticStream
+from tinylm.precision import cpu_capability
 
 # Steps between events at the papers' settings. grow has two per stage: the growth, and its phase
 # switch half-way (phase1_fraction 0.5: the old blocks unfreeze).
@@ -51,14 +52,14 @@ def method_options(every: int, depth: int) -> dict[str, list]:
     }
 
 
-def build(preset: str, batch: int, seq: int, steps: int, methods: list, compile_: bool):
+def build(preset: str, batch: int, seq: int, steps: int, methods: list, compile_: bool, precision: str = "auto"):
     from tinylm.methods import build_methods
     from tinylm.models import build_model, resolve_model_config
     from tinylm.train.recipe import recipe_from_dict
     from tinylm.train.run import Run
 
     recipe = recipe_from_dict({"data": {"store": "synthetic", "seq_len": seq}, "model": {"name": preset},
-                               "train": {"batch_size": batch, "precision": "bf16", "lr": 1e-4, "duration": steps,
+                               "train": {"batch_size": batch, "precision": precision, "lr": 1e-4, "duration": steps,
                                          "compile": compile_, "log_every": 10**9}, "methods": methods})
     torch.manual_seed(0)
     model = build_model(resolve_model_config(preset, max_seq_len=max(seq, 256)))
@@ -104,13 +105,15 @@ def main() -> None:
     p.add_argument("--every", type=int, default=20, help="steps between a method's events in this benchmark")
     p.add_argument("--steps", type=int, default=61, help="steps per method (the first one warms up)")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto (default): bf16 where this CPU computes it natively, else fp32")
     a = p.parse_args()
     results = {}
     plain_step = None
     from tinylm.models import resolve_model_config
     depth = resolve_model_config(a.preset).n_layers
     for name, methods in method_options(a.every, depth).items():
-        run = build(a.preset, a.batch, a.seq, 10**6, methods, a.compile)  # measured: the first --steps
+        run = build(a.preset, a.batch, a.seq, 10**6, methods, a.compile, a.precision)  # measured: the first --steps
         walls, hooks, events = measure(run, a.steps)
         walls, hooks, events = walls[1:], hooks[1:], events[1:]  # step 1 warms up (and compiles)
         event_steps = [i for i, e in enumerate(events) if e]
@@ -133,7 +136,8 @@ def main() -> None:
         results[name] = row
         print(json.dumps({name: row}), flush=True)
     print(json.dumps({"benchmark": "method overhead", "preset": a.preset, "batch": a.batch, "seq": a.seq,
-                      "precision": "bf16", "compile": a.compile, "every": a.every, "threads": torch.get_num_threads(),
+                      "precision": run.precision, "precision_requested": a.precision,
+                      "cpu_capability": cpu_capability(), "compile": a.compile, "every": a.every, "threads": torch.get_num_threads(),
                       "torch": torch.__version__, "results": results}, indent=1))
 
 

@@ -1,8 +1,10 @@
 """Training throughput: tinylm's training step against Hugging Face transformers in a plain loop.
 
 Same config, same batch, same AdamW; each contender in its best setting for the device
-(transformers: bf16 autocast, SDPA, fused AdamW where the device has it, optional compile; tinylm:
-`train.compile: true` and bf16, `--eager` for its uncompiled step). tinylm's Run tells glibc to keep
+(transformers: autocast in the run's precision, SDPA, fused AdamW where the device has it, optional
+compile; tinylm: `train.compile: true`, `--eager` for its uncompiled step). The precision is `auto` by
+default, resolved as a run resolves it (tinylm.precision: bf16 where the device computes it natively,
+else fp32); the JSON says which it was and ATen's CPU kernel level (`cpu_capability`). tinylm's Run tells glibc to keep
 freed memory (train/cpu_memory.py) and that holds for the whole process, so transformers, measured
 after it, gets that lever too. The two alternate in one process,
 round-robin, so machine noise hits both alike. Prints JSON (`--json`: a list, one object per
@@ -12,7 +14,8 @@ configuration).
     python bench/throughput.py --json --configs 16m:128x512 345m:32x512 forgetter:12x512   # a GPU
 
 MFU = (6 x matmul parameters + 12 x layers x attention width x sequence) x tokens/s / peak, the
-issue's formula, with the peak measured here by a large matmul in the same precision.
+issue's formula, with the peak measured here by large matmuls in the same precision
+(tinylm.compute.measure_peak_flops; `--peak-size` sets their side, small in tests).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+from tinylm.compute import measure_peak_flops
+from tinylm.precision import PRECISIONS, cpu_capability, resolve_precision
 
 PRESETS = {"16m": "babyllama2-16m", "345m": "babyllama2-345m", "forgetter": "forgetter-baby10m"}
 
@@ -105,22 +111,6 @@ def measure(step, steps: int, tokens_per_step: int, device: torch.device) -> flo
     return steps * tokens_per_step / (time.perf_counter() - t)
 
 
-def peak_flops(device: torch.device, precision: str) -> float:
-    """Achievable matmul FLOP/s in this precision, measured once (the MFU denominator)."""
-    n = 4096 if device.type == "cuda" else 2048
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    reps = 50 if device.type == "cuda" else 5
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t)
-
-
 def model_flops_per_token(model, seq: int) -> float:
     """The issue's MFU numerator per token: 6 x matmul parameters + 12 x layers x attention width x seq."""
     from tinylm.compute import attention_width, matmul_parameters
@@ -134,7 +124,8 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_config(preset: str, batch: int, seq: int, precision: str, device: torch.device, args, peak: float) -> dict:
+def bench_config(preset: str, batch: int, seq: int, choice, device: torch.device, args, peak: float) -> dict:
+    precision = choice.precision  # resolved (tinylm.precision.PrecisionChoice)
     tokens = batch * seq
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -153,6 +144,7 @@ def bench_config(preset: str, batch: int, seq: int, precision: str, device: torc
         b.append(measure(theirs, args.steps, tokens, device))
     ours_tps, theirs_tps = statistics.median(a), statistics.median(b)
     return {"config": f"{preset} {batch}x{seq}", "device": device_name(device), "precision": precision,
+            "precision_requested": choice.requested, "cpu_capability": cpu_capability(),
             "tinylm_tokens_per_s": round(ours_tps, 1), "transformers_tokens_per_s": round(theirs_tps, 1),
             "ratio": round(ours_tps / theirs_tps, 3),
             "mfu": round(model_flops_per_token(model, seq) * ours_tps / peak, 4),
@@ -175,7 +167,8 @@ def main() -> None:
                    help="PRESET:BATCHxSEQ, PRESET one of 16m, 345m, forgetter or any tinylm preset "
                         "(default: 16m:8x128 on CPU; 16m:128x512 345m:32x512 forgetter:12x512 on CUDA)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--precision", nargs="+", default=["bf16"])
+    p.add_argument("--precision", nargs="+", default=["auto"], choices=PRECISIONS,
+                   help="auto (default): bf16 where the device computes it natively, else fp32")
     p.add_argument("--eager", dest="compile", action="store_false",
                    help="tinylm without train.compile (by default it compiles: its best setting, as the issue asks)")
     p.add_argument("--hf-compile", action="store_true", help="transformers under torch.compile")
@@ -183,17 +176,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5, help="steps per round per contender")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print only the JSON list")
+    p.add_argument("--peak-size", type=int, default=None,
+                   help="side of the peak-FLOPs matmuls (default 4096 on CUDA, 2048 on CPU; tests use a small one)")
     args = p.parse_args()
     device = torch.device(args.device)
     configs = args.configs or (["16m:128x512", "345m:32x512", "forgetter:12x512"] if device.type == "cuda"
                                else ["16m:8x128"])
     results = []
-    for precision in args.precision:
-        peak = peak_flops(device, precision)
+    for requested in args.precision:
+        choice = resolve_precision(requested, device)
+        peak = measure_peak_flops(device, choice.precision, size=args.peak_size or (4096 if device.type == "cuda" else 2048))
         for spec in configs:
             name, shape = spec.split(":")
             batch, seq = (int(x) for x in shape.split("x"))
-            results.append(bench_config(PRESETS.get(name, name), batch, seq, precision, device, args, peak))
+            results.append(bench_config(PRESETS.get(name, name), batch, seq, choice, device, args, peak))
             if not args.json:
                 print(json.dumps(results[-1]), flush=True)
     print(json.dumps(results, indent=1))

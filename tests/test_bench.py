@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tinylm.precision import cpu_capability, resolve_precision
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -18,12 +20,14 @@ def _run(script, *args):
 
 def test_throughput_prints_one_object_per_config_with_the_issue_keys():
     rows = _run("throughput.py", "--json", "--eager", "--configs", "L2-4-32x2:2x16", "L2-4-32x2:1x8",
-                "--rounds", "1", "--steps", "1", "--warmup", "1")
+                "--rounds", "1", "--steps", "1", "--warmup", "1", "--peak-size", "256")
     assert [r["config"] for r in rows] == ["L2-4-32x2 2x16", "L2-4-32x2 1x8"]
     for r in rows:
         assert {"config", "device", "precision", "tinylm_tokens_per_s", "transformers_tokens_per_s", "ratio",
                 "mfu", "peak_memory_mb"} <= set(r)
-        assert r["precision"] == "bf16" and r["compile"] is False
+        # auto by default: bf16 only where this CPU computes it natively (tinylm.precision)
+        assert r["precision"] == resolve_precision("auto", "cpu").precision and r["compile"] is False
+        assert r["precision_requested"] == "auto" and r["cpu_capability"] == cpu_capability()
         # the ratio is of the unrounded rates (to 3 decimals); the printed rates are rounded to 0.1
         ours, theirs = r["tinylm_tokens_per_s"], r["transformers_tokens_per_s"]
         assert abs(r["ratio"] - ours / theirs) <= 5e-4 + (ours / theirs) * (0.05 / ours + 0.05 / theirs) + 1e-9
