@@ -10,8 +10,8 @@ import sys
 from tinylm.errors import UserError
 
 # Command modules, in the order `tinylm --help` lists them. Each has `register(subparsers)`.
-COMMANDS = ("prepare", "data", "models", "train", "demo", "adapt", "finetune", "committee", "eval", "export",
-            "compare", "seeds", "surgery", "sweep")
+COMMANDS = ("prepare", "data", "models", "train", "demo", "generate", "adapt", "finetune", "committee", "eval",
+            "export", "compare", "seeds", "surgery", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):
