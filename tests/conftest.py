@@ -1,17 +1,108 @@
-"""Shared fixtures: the shared data folder beside the repository (CI puts it there)."""
+"""Shared fixtures. Tests read the small files in tests/fixtures/, the package's bundled corpus, or data
+they make; only tests marked `shared_data` read the full real data in ../shared/data, and are skipped
+where it is absent (a clone of the repository alone)."""
 
+import csv
+import gzip
+import random
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NO_SHARED_DATA = f"needs the full real data in {SHARED_DATA}, which is absent"
+UNMARKED_KEY = pytest.StashKey[bool]()
+UNMARKED = ("requests the shared_data fixture without @pytest.mark.shared_data: mark it (it is then skipped "
+            "where ../shared/data is absent) or give it a small file from tests/fixtures/")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip `shared_data` tests where the folder is absent; a test that reads it unmarked errors at setup."""
+    present = SHARED_DATA.is_dir()
+    for item in items:
+        marked = item.get_closest_marker("shared_data") is not None
+        if "shared_data" in getattr(item, "fixturenames", ()) and not marked:
+            item.stash[UNMARKED_KEY] = True
+        elif marked and not present:
+            item.add_marker(pytest.mark.skip(reason=NO_SHARED_DATA))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if item.stash.get(UNMARKED_KEY, False):
+        pytest.fail(f"{item.nodeid} {UNMARKED}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    assert SHARED_DATA.is_dir(), f"tests need ../shared/data beside the repository (looked in {SHARED_DATA})"
+    """The full real data beside the repository; only for tests marked `shared_data`."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(NO_SHARED_DATA)
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    """tests/fixtures/: small slices of public data, each with its license (see its README.md)."""
+    return FIXTURES
+
+
+def bundled_book(name: str) -> str:
+    """A Gutenberg book shipped with the package (src/tinylm/assets/corpus/NAME.txt.gz), as text."""
+    from tinylm.package_files import package_file
+
+    return gzip.decompress(package_file("assets", "corpus", f"{name}.txt.gz").read_bytes()).decode("utf-8")
+
+
+@pytest.fixture(scope="session")
+def book():
+    """`book("AliceInWonderland")` -> the text of a book of the bundled corpus (builtin:children)."""
+    return bundled_book
+
+
+AGNEWS_TOPICS = {  # class number -> words of its topic; AG News's classes are World, Sports, Business, Sci/Tech
+    1: "government minister election embassy president troops parliament ceasefire rebels diplomats".split(),
+    2: "coach season playoff quarterback olympics tournament striker champions inning medal".split(),
+    3: "shares profit nasdaq investors quarterly merger earnings economy stocks retailer".split(),
+    4: "software internet microsoft wireless processor researchers browser satellite linux spam".split(),
+}
+COMMON_WORDS = "the a of in on and to said after new with for by as at from has was".split()
+
+
+def write_agnews_csv(path, per_label: int = 40, seed: int = 0) -> list[tuple[int, str, str]]:
+    """A synthetic file in AG News's format (no header, `"class","title","description"`, every field quoted,
+    classes 1-4, `\\` in some descriptions as in the real file), `per_label` rows per class, seeded order.
+    Returns the rows written. (The real AG News is for research only, so it is not committed here.)"""
+    rng = random.Random(seed)
+    rows = []
+    for label, topic in AGNEWS_TOPICS.items():
+        for i in range(per_label):
+            title = " ".join(rng.choice(topic).capitalize() for _ in range(3))
+            words = [rng.choice(topic if rng.random() < 0.4 else COMMON_WORDS) for _ in range(14)]
+            words[5] += ","
+            if i % 5 == 0:
+                words.insert(8, "\\$%d million" % (i + 1))
+            rows.append((label, title, " ".join(words).capitalize() + "."))
+    rng.shuffle(rows)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    return rows
+
+
+@pytest.fixture(scope="session")
+def make_agnews_csv():
+    """`make_agnews_csv(path, per_label=40, seed=0)`: write_agnews_csv, for tests that need their own file."""
+    return write_agnews_csv
+
+
+@pytest.fixture(scope="session")
+def agnews_csv(tmp_path_factory) -> Path:
+    """A synthetic AG News-format file: 40 rows of each of the 4 classes."""
+    path = tmp_path_factory.mktemp("agnews") / "agnews.csv"
+    write_agnews_csv(path)
+    return path
 
 
 class SyntheticBatches:
@@ -57,12 +148,13 @@ def make_run():
 
 
 @pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory, shared_data):
-    """A GPT-2 token store of a few hundred KB of Alice in Wonderland (prepared once per session)."""
+def tiny_store(tmp_path_factory):
+    """A GPT-2 token store of the first 120,000 characters of the bundled Alice in Wonderland (prepared once
+    per session)."""
     from tinylm.data import prepare_store
 
     src = tmp_path_factory.mktemp("corpus") / "alice.txt"
-    src.write_text((shared_data / "corpora/gutenberg/AliceInWonderland.txt").read_text()[:120_000])
+    src.write_text(bundled_book("AliceInWonderland")[:120_000])
     out = tmp_path_factory.mktemp("stores") / "alice-gpt2"
     prepare_store([str(src)], "gpt2", out, val_fraction=0.1, seed=0, docs="paragraph")
     return out
@@ -92,15 +184,15 @@ def tiny_recipe(tmp_path, tiny_store):
 
 
 @pytest.fixture(scope="session")
-def tiny_bert_store(tmp_path_factory, shared_data):
-    """A bert-base-uncased store of Wikipedia sentences (one per line) for encoder tests."""
+def tiny_bert_store(tmp_path_factory):
+    """A bert-base-uncased store of the paragraphs of the bundled Peter Pan's first 150,000 characters, for
+    encoder tests."""
     from tinylm.data import prepare_store
 
-    src = tmp_path_factory.mktemp("corpus") / "wiki.txt"
-    lines = (shared_data / "corpora/wikipedia-sentences/wikipedia.csv").read_text().splitlines()[1:1500]
-    src.write_text("\n".join(lines) + "\n")
-    out = tmp_path_factory.mktemp("stores") / "wiki-bert"
-    prepare_store([str(src)], "bert-base-uncased", out, val_fraction=0.1, seed=0, docs="line")
+    src = tmp_path_factory.mktemp("corpus") / "peter.txt"
+    src.write_text(bundled_book("PeterPan")[:150_000])
+    out = tmp_path_factory.mktemp("stores") / "peter-bert"
+    prepare_store([str(src)], "bert-base-uncased", out, val_fraction=0.1, seed=0, docs="paragraph")
     return out
 
 

@@ -13,11 +13,11 @@ from tinylm.train.recipe import load_recipe
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, shared_data):
+def pretrained(tmp_path_factory, book, fixtures):
     from tinylm.data import prepare_store
     root = tmp_path_factory.mktemp("adapt")
     src = root / "alice.txt"
-    src.write_text((shared_data / "corpora/gutenberg/AliceInWonderland.txt").read_text()[:60_000])
+    src.write_text(book("AliceInWonderland")[:60_000])
     store = root / "store-en"
     prepare_store([str(src)], "bpe:400", store, val_fraction=0.1, seed=0)
     recipe = root / "en.yaml"
@@ -26,8 +26,7 @@ def pretrained(tmp_path_factory, shared_data):
         "model": {"name": "L2-2-32x2", "flavour": "neox"},
         "train": {"duration": 10, "batch_size": 4, "lr": 3e-3}, "eval": {"windows": 8}}))
     execute(load_recipe(str(recipe)), root / "run-en")
-    german = root / "grimm.txt"
-    german.write_text((shared_data / "corpora/german/grimm-2.txt").read_text(encoding="utf-8")[:150_000])
+    german = fixtures / "german" / "grimm-2-head.txt"  # 48 KB of Grimms' tales
     return root, german, store
 
 

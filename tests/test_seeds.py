@@ -148,14 +148,14 @@ def test_welch_and_the_t_tail_match_reference_values():
     assert d["n"] == 3 and d["std"] == pytest.approx(statistics.stdev([1.0, 2.0, 4.0]))
 
 
-def test_validation_split_does_not_follow_the_data_order_seed(tmp_path, monkeypatch, shared_data):
+def test_validation_split_does_not_follow_the_data_order_seed(tmp_path, monkeypatch, book):
     """`sources:` recipes of different data seeds share one prepared store, so one validation set."""
     from tinylm.train.build import open_store
     from tinylm.train.distributed import World
 
     monkeypatch.setenv("TINYLM_CACHE", str(tmp_path / "cache"))
     src = tmp_path / "peter.txt"
-    src.write_text((shared_data / "corpora/gutenberg/AliceInWonderland.txt").read_text()[:20_000])
+    src.write_text(book("AliceInWonderland")[:20_000])
     recipe = {"data": {"sources": [str(src)], "tokenizer": "gpt2"}, "model": {"name": "L2-4-32x2"}}
     stores = {open_store(recipe_from_dict({**recipe, "data": {**recipe["data"], "seed": s}}), World()).path
               for s in (0, 3)}

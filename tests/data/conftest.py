@@ -1,4 +1,4 @@
-"""Fixtures for the data tests: small slices of the shared corpora and a few prepared stores.
+"""Fixtures for the data tests: two books of the bundled corpus and a few prepared stores.
 
 Stores are built once per session from a few hundred KB of text so the whole folder stays fast.
 """
@@ -15,8 +15,12 @@ GUTENBERG = ("AliceInWonderland.txt", "PeterPan.txt")
 
 
 @pytest.fixture(scope="session")
-def gutenberg_files(shared_data) -> list[Path]:
-    return [shared_data / "corpora" / "gutenberg" / name for name in GUTENBERG]
+def gutenberg_files(tmp_path_factory, book) -> list[Path]:
+    """Alice in Wonderland and Peter Pan as plain .txt files, decompressed from the bundled corpus."""
+    d = tmp_path_factory.mktemp("gutenberg")
+    for name in GUTENBERG:
+        (d / name).write_bytes(book(name.removesuffix(".txt")).encode("utf-8"))
+    return [d / name for name in GUTENBERG]
 
 
 @pytest.fixture(scope="session")

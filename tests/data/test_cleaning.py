@@ -51,8 +51,8 @@ def test_empty_records_are_counted_blank_lines_are_not():
 
 @pytest.mark.parametrize("mode", ["paragraph", "line"])
 @pytest.mark.parametrize("piece_bytes", [7, 64, 1000])
-def test_documents_do_not_depend_on_piece_size(shared_data, mode, piece_bytes):
-    raw = (shared_data / "corpora" / "gutenberg" / "PeterPan.txt").read_bytes()[:20_000]
+def test_documents_do_not_depend_on_piece_size(book, mode, piece_bytes):
+    raw = book("PeterPan").encode("utf-8")[:20_000]
     raw += b"\r\n\r\nwindows para\r\n \t\r\nlast\n\n\n"
     whole = clean_documents([raw.decode()], mode, "NFC", CleaningStats())
     pieces = list(_cut_pieces(io.BufferedReader(io.BytesIO(raw)), mode, piece_bytes))

@@ -37,8 +37,8 @@ def test_missing_paths_and_empty_globs_are_user_errors(tmp_path):
         resolve_sources([str(tmp_path / "*.txt")])
 
 
-def test_gzip_bz2_and_plain_give_the_same_documents(tmp_path, shared_data):
-    raw = (shared_data / "corpora" / "tinystories" / "tinystories_val.txt").read_bytes()[:30_000]
+def test_gzip_bz2_and_plain_give_the_same_documents(tmp_path, book):
+    raw = book("TheAdventuresOfTomSawyer").encode("utf-8")[:30_000]
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "a.txt").write_bytes(raw)
     (tmp_path / "gz").mkdir()
@@ -62,18 +62,25 @@ def test_csv_and_jsonl_read_the_named_field(tmp_path):
     assert store.meta["separator"]["token_id"] is None
 
 
-def test_headerless_csv_by_column_number(shared_data, tmp_path):
-    agnews = shared_data / "classification" / "agnews" / "test.csv"
-    (tmp_path / "ag.csv").write_bytes(b"".join(agnews.open("rb").readlines()[:20]))
+def test_headerless_csv_by_column_number(tmp_path, make_agnews_csv):
+    rows = make_agnews_csv(tmp_path / "ag.csv", per_label=5, seed=1)  # no header: "class","title","description"
+    assert rows[0][0] != 2  # a first row with a cell "2" is taken for a header naming the column (sources.py)
     store = prepare_store([tmp_path / "ag.csv"], "gpt2", tmp_path / "s", text_field="2", val_fraction=0, workers=0)
     assert store.meta["counts"]["documents"] == 20
+    assert _texts(store) == [description for _, _, description in rows]  # column 2 counted from 0, first row kept
 
 
-def test_csv_without_the_field_names_the_columns(shared_data, tmp_path):
-    with pytest.raises(UserError, match=r"no column 'body' \(columns: text, transcript_id"):
-        prepare_store([shared_data / "corpora" / "childes" / "aochildes.csv"], "gpt2", tmp_path / "s",
-                      text_field="body", workers=0)
-    assert list(tmp_path.iterdir()) == []
+def test_csv_without_the_field_names_the_columns(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "utterances.csv").write_text("text,transcript_id,age_in_months,bucket\n"
+                                         "where's the ball,1,24,0\nthat's a big dog,1,24,0\n")
+    with pytest.raises(UserError, match=r"no column 'body' \(columns: text, transcript_id, age_in_months, bucket\); "
+                                        "check --text-field"):
+        prepare_store([data / "utterances.csv"], "gpt2", tmp_path / "s", text_field="body", workers=0)
+    assert list(tmp_path.iterdir()) == [data]
+    store = prepare_store([data / "utterances.csv"], "gpt2", tmp_path / "s", val_fraction=0, workers=0)
+    assert _texts(store) == ["where's the ball", "that's a big dog"]  # `text` is the default field
 
 
 def test_jsonl_record_without_the_field(tmp_path):

@@ -47,7 +47,28 @@ def test_balanced_split_is_balanced_disjoint_and_seeded():
         balanced_split(task, 5, 3)
 
 
-def test_agnews_and_fewrel_readers(shared_data):
+def test_agnews_and_fewrel_readers(tmp_path, make_agnews_csv, fixtures):
+    rows = make_agnews_csv(tmp_path / "ag.csv", per_label=30)
+    ag = load_task(f"agnews:{tmp_path / 'ag.csv'}")
+    assert len(ag.texts) == 120 and ag.counts().tolist() == [30] * 4
+    assert ag.label_names == ["World", "Sports", "Business", "Sci/Tech"]
+    assert ag.labels.tolist() == [label - 1 for label, _, _ in rows]
+    _, title, description = next(r for r in rows if "\\" in r[2])
+    i = [r[2] for r in rows].index(description)
+    assert ag.texts[i] == f"{title} {description.replace(chr(92), ' ')}"  # title and text joined, \\ a space
+    fr = load_task(f"fewrel:{fixtures / 'fewrel/val_wiki.json'}", labels=3)  # 4 relations x 12 instances
+    assert fr.name == "fewrel3" and fr.n_labels == 3 and fr.counts().tolist() == [12] * 3
+    assert fr.label_names == ["P177 (crosses)", "P364 (original language of film or TV show)",
+                              "P2094 (competition class)"]  # named from pid2name.json beside it
+    assert fr.texts[0].startswith("In June 1987 , the Missouri") and fr.labels[12] == 1
+    assert "Kaaviya Thalaivi ( தமிழ் :" in fr.texts[12]  # UTF-8 read as such
+    assert load_task(f"fewrel:{fixtures / 'fewrel/val_wiki.json'}", labels=4).n_labels == 4
+    with pytest.raises(UserError, match="has 4 relations; ask for 2 to 4 labels"):
+        load_task(f"fewrel:{fixtures / 'fewrel/val_wiki.json'}")  # 16 by default
+
+
+@pytest.mark.shared_data
+def test_agnews_and_fewrel_readers_on_the_real_files(shared_data):
     ag = load_task(f"agnews:{shared_data / 'classification/agnews/test.csv'}")
     assert len(ag.texts) == 7600 and ag.counts().tolist() == [1900] * 4
     assert ag.label_names == ["World", "Sports", "Business", "Sci/Tech"]
@@ -79,10 +100,11 @@ def test_bad_task_csv_is_one_line(tmp_path, one_line_error, content, needles):
     one_line_error(["finetune", "bert-1", "--scratch", "--task", f"csv:{path}"], *needles)
 
 
-def test_too_few_examples_per_label_is_one_line(tmp_path, one_line_error, shared_data):
-    one_line_error(["finetune", "bert-1", "--scratch", "--task", "agnews:" + str(shared_data / "classification/agnews/test.csv"),
+def test_too_few_examples_per_label_is_one_line(tmp_path, one_line_error, make_agnews_csv):
+    make_agnews_csv(tmp_path / "ag.csv", per_label=1900)
+    one_line_error(["finetune", "bert-1", "--scratch", "--task", f"agnews:{tmp_path / 'ag.csv'}",
                     "--train-per-label", "1500", "--test-per-label", "1000"],
-                   "has 1,900 examples, fewer than the 2,500 asked", "at most 1,900 per label")
+                   "label 'World' of agnews has 1,900 examples, fewer than the 2,500 asked", "at most 1,900 per label")
 
 
 def test_dbpedia_row_without_class_is_one_line(tmp_path, one_line_error):
@@ -116,10 +138,10 @@ def test_paragraph_subsets(tiny_bert_store, tmp_path, one_line_error):
                    f"has {n:,}")
 
 
-def test_data_cli_tokens_and_restrict(tiny_bert_store, tmp_path, capsys, shared_data):
+def test_data_cli_tokens_and_restrict(tiny_bert_store, tmp_path, capsys, agnews_csv):
     from tinylm.cli.main import main
 
-    ag = "agnews:" + str(shared_data / "classification/agnews/test.csv")
+    ag = f"agnews:{agnews_csv}"
     args = ["--task", ag, "--train-per-label", "20", "--test-per-label", "10"]
     assert main(["data", "tokens", str(tiny_bert_store), *args, "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)

@@ -31,19 +31,24 @@ def trained(tmp_path_factory, tiny_store):
 
 
 @pytest.fixture(scope="module")
-def small_blimp(tmp_path_factory, shared_data):
+def small_blimp(tmp_path_factory, fixtures):
+    """Two paradigms of the BLiMP fixture (40 pairs each)."""
     d = tmp_path_factory.mktemp("blimp") / "blimp"
     d.mkdir()
     for name in ("anaphor_gender_agreement", "regular_plural_subject_verb_agreement_1"):
-        shutil.copyfile(shared_data / "blimp" / f"{name}.jsonl", d / f"{name}.jsonl")
+        shutil.copyfile(fixtures / "blimp" / f"{name}.jsonl", d / f"{name}.jsonl")
     return d
 
 
-def test_eval_writes_results_into_the_run(trained, small_blimp, shared_data, tiny_store, capsys):
+@pytest.fixture(scope="module")
+def hellaswag(fixtures):
+    return fixtures / "hellaswag" / "val-first30.txt"
+
+
+def test_eval_writes_results_into_the_run(trained, small_blimp, hellaswag, tiny_store, capsys):
     before = json.loads((trained / "summary.json").read_text())
-    code = main(["eval", str(trained), "--blimp", str(small_blimp), "--hellaswag",
-                 str(shared_data / "hellaswag" / "val-first500.txt"), "--limit", "20", "--val", str(tiny_store),
-                 "--json"])
+    code = main(["eval", str(trained), "--blimp", str(small_blimp), "--hellaswag", str(hellaswag), "--limit", "20",
+                 "--val", str(tiny_store), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     blimp = out["results"]["blimp"]
@@ -65,8 +70,8 @@ def test_eval_writes_results_into_the_run(trained, small_blimp, shared_data, tin
     assert "mean over paradigms" in table and "anaphor" not in table and "written:" in table
 
 
-def test_eval_errors_are_one_line(trained, tmp_path, shared_data, one_line_error):
-    one_line_error(["eval", str(trained), "--blimp", str(shared_data / "blimp"), "--limit", "0"], "--limit")
+def test_eval_errors_are_one_line(trained, tmp_path, fixtures, hellaswag, one_line_error):
+    one_line_error(["eval", str(trained), "--blimp", str(fixtures / "blimp"), "--limit", "0"], "--limit")
     one_line_error(["eval", str(trained)], "nothing to evaluate")
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
@@ -74,15 +79,14 @@ def test_eval_errors_are_one_line(trained, tmp_path, shared_data, one_line_error
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"sentence_good": "A cat sleeps.", "sentence_bad": "A cat sleep."}\n{"sentence": "x"}\n')
     one_line_error(["eval", str(trained), "--blimp", str(bad)], "bad.jsonl:2:", "sentence_good")
-    lines = (shared_data / "hellaswag" / "val-first500.txt").read_text().splitlines()[:12]
+    lines = hellaswag.read_text().splitlines()[:12]
     hs = tmp_path / "hs.txt"
     hs.write_text("\n".join(lines[:5] + lines[6:]) + "\n")
     one_line_error(["eval", str(trained), "--hellaswag", str(hs)], "hs.txt:", "endings")
     ckpt = tmp_path / "ckpt"
     shutil.copytree(trained / "checkpoints" / (trained / "checkpoints" / "latest").read_text().strip(), ckpt)
     (ckpt / "tokenizer.json").unlink()
-    one_line_error(["eval", str(ckpt), "--hellaswag", str(shared_data / "hellaswag" / "val-first500.txt")],
-                    "tokenizer.json")
+    one_line_error(["eval", str(ckpt), "--hellaswag", str(hellaswag)], "tokenizer.json")
 
 
 def test_an_older_checkpoint_writes_beside_the_summary_not_into_it(trained, small_blimp, capsys):

@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from tinylm.cli.main import main
+from tinylm.package_files import package_file
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-SHARED = __import__("pathlib").Path(__file__).resolve().parents[2].parent / "shared"
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,10 @@ def two_runs(tmp_path_factory, tiny_store):
 
 
 @pytest.fixture(scope="module")
-def small_blimp(tmp_path_factory):
+def small_blimp(tmp_path_factory, fixtures):
     d = tmp_path_factory.mktemp("blimp") / "blimp"
     d.mkdir()
-    shutil.copyfile(SHARED / "data" / "blimp" / "anaphor_gender_agreement.jsonl", d / "anaphor_gender_agreement.jsonl")
+    shutil.copyfile(fixtures / "blimp" / "anaphor_gender_agreement.jsonl", d / "anaphor_gender_agreement.jsonl")
     return d
 
 
@@ -49,8 +49,8 @@ def _eval(capsys, *argv):
     return json.loads(capsys.readouterr().out)
 
 
-def test_an_ensemble_of_a_model_with_itself_is_that_model(two_runs, small_blimp, tiny_store, capsys):
-    tasks = ["--blimp", small_blimp, "--hellaswag", SHARED / "data/hellaswag/val-first500.txt", "--limit", 10,
+def test_an_ensemble_of_a_model_with_itself_is_that_model(two_runs, small_blimp, fixtures, tiny_store, capsys):
+    tasks = ["--blimp", small_blimp, "--hellaswag", fixtures / "hellaswag/val-first30.txt", "--limit", 10,
              "--val", tiny_store, "--out", two_runs[0].parent / "out-self"]
     alone = _eval(capsys, two_runs[0], *tasks)
     twice = _eval(capsys, "--ensemble", two_runs[0], two_runs[0], *tasks)
@@ -110,7 +110,7 @@ def test_ensemble_mistakes_are_one_line(two_runs, small_blimp, tmp_path, one_lin
     other = tmp_path / "neox"
     from tinylm.train.checkpoint import latest_checkpoint
     shutil.copytree(latest_checkpoint(two_runs[1]), other)
-    shutil.copyfile(SHARED / "data/tokenizers/gpt-neox-20b/tokenizer.json", other / "tokenizer.json")
+    shutil.copyfile(package_file("assets", "tokenizers", "gpt-neox-20b", "tokenizer.json"), other / "tokenizer.json")
     blimp = ["--blimp", str(small_blimp)]
     one_line_error(["eval", "--ensemble", str(two_runs[0]), str(other), *blimp], str(other), "another tokenizer")
     one_line_error(["eval", "--ensemble", str(two_runs[0]), *blimp], "one member")

@@ -34,9 +34,8 @@ FLAVOURS = {  # flavour -> (tokenizer, extra config)
 
 
 @pytest.fixture(scope="module")
-def alice(shared_data):
-    text = (shared_data / "corpora/gutenberg/AliceInWonderland.txt").read_text()
-    return text[2000:40000]
+def alice(book):
+    return book("AliceInWonderland")[2000:40000]
 
 
 @pytest.fixture(scope="module")
@@ -164,17 +163,20 @@ def _vocab_txt(tmp_path, tok_file):
     return path
 
 
-def _blimp_sample(shared_data, n):
-    pairs = read_minimal_pairs(shared_data / "blimp")
-    return pairs[:: len(pairs) // n][:n]
+def _blimp_sample(fixtures, n):
+    """n pairs spread evenly over the BLiMP fixture (5 paradigms x 40 pairs)."""
+    pairs = read_minimal_pairs(fixtures / "blimp")
+    sample = pairs[:: len(pairs) // n][:n]
+    assert len(sample) == n
+    return sample
 
 
 @pytest.mark.parametrize("flavour", ["llama", "gpt2"])
 @torch.no_grad()
-def test_blimp_logprobs_equal_an_independent_transformers_scorer(exported, shared_data, flavour):
+def test_blimp_logprobs_equal_an_independent_transformers_scorer(exported, fixtures, flavour):
     """50 pairs: our batched log-probabilities = a one-sentence-at-a-time scorer on the export."""
     loaded, out, _ = exported[flavour]
-    pairs = _blimp_sample(shared_data, 50)
+    pairs = _blimp_sample(fixtures, 50)
     sentences = [p.good for p in pairs] + [p.bad for p in pairs]
     ours, how = sentence_logprobs(Scorer.for_model(loaded.model), loaded.tokenizer, special_ids(loaded.tokenizer),
                                   sentences)
@@ -193,9 +195,9 @@ def test_blimp_logprobs_equal_an_independent_transformers_scorer(exported, share
 
 
 @torch.no_grad()
-def test_encoder_pll_equals_an_independent_masked_lm_scorer(exported, shared_data):
+def test_encoder_pll_equals_an_independent_masked_lm_scorer(exported, fixtures):
     loaded, out, _ = exported["bert"]
-    pairs = _blimp_sample(shared_data, 8)
+    pairs = _blimp_sample(fixtures, 8)
     sentences = [p.good for p in pairs]
     ours, how = sentence_logprobs(Scorer.for_model(loaded.model), loaded.tokenizer, special_ids(loaded.tokenizer),
                                   sentences)

@@ -9,17 +9,35 @@ from tinylm.eval.minimal_pairs import limit_per_paradigm, read_minimal_pairs
 from tinylm.eval.multiple_choice import preprocess, read_hellaswag
 
 
-def test_original_and_filtered_blimp(shared_data):
+FIELDS = {"syntax", "morphology", "semantics", "syntax/semantics"}
+
+
+def test_original_and_filtered_blimp(fixtures):
+    original = read_minimal_pairs(fixtures / "blimp")  # 5 paradigms x 40 pairs; pairID a string
+    assert len(original) == 200 and len({p.paradigm for p in original}) == 5
+    assert {p.field for p in original} == FIELDS  # tough_vs_raising_1 spells it syntax_semantics
+    assert [p.source for p in original[::40]] == sorted(f.name for f in (fixtures / "blimp").glob("*.jsonl"))
+    filtered = read_minimal_pairs(fixtures / "blimp-filtered")  # 5 x 20; pair_id an integer
+    assert len(filtered) == 100 and len({p.paradigm for p in filtered}) == 5 and {p.field for p in filtered} == FIELDS
+    first = read_minimal_pairs(fixtures / "blimp" / "adjunct_island.jsonl")[0]
+    assert (first.good, first.bad, first.paradigm, first.field, first.line) == (
+        "Who should Derek hug after shocking Richard?", "Who should Derek hug Richard after shocking?",
+        "adjunct_island", "syntax", 1)
+    last = original[-1]
+    assert (last.paradigm, last.source, last.line) == ("tough_vs_raising_1", "tough_vs_raising_1.jsonl", 40)
+    limited = limit_per_paradigm(original, 3)
+    assert len(limited) == 15 and [p.line for p in limited[:4]] == [1, 2, 3, 1]
+    assert limit_per_paradigm(original, None) == original
+
+
+@pytest.mark.shared_data
+def test_all_of_original_and_filtered_blimp(shared_data):
     original = read_minimal_pairs(shared_data / "blimp")
     assert len(original) == 67_000 and len({p.paradigm for p in original}) == 67
-    assert {p.field for p in original} == {"syntax", "morphology", "semantics", "syntax/semantics"}
+    assert {p.field for p in original} == FIELDS
     filtered = read_minimal_pairs(shared_data / "blimp-filtered")
     assert len(filtered) == 59_875 and len({p.paradigm for p in filtered}) == 67
-    first = read_minimal_pairs(shared_data / "blimp" / "adjunct_island.jsonl")[0]
-    assert (first.good, first.paradigm, first.field, first.line) == (
-        "Who should Derek hug after shocking Richard?", "adjunct_island", "syntax", 1)
-    limited = limit_per_paradigm(original, 3)
-    assert len(limited) == 201
+    assert len(limit_per_paradigm(original, 3)) == 201
 
 
 def test_supplement_style_files_group_by_file(tmp_path):
@@ -59,12 +77,20 @@ def test_missing_and_empty_dirs(tmp_path):
         read_minimal_pairs(tmp_path)
 
 
-def test_hellaswag_text_format(shared_data):
-    items, fmt = read_hellaswag(shared_data / "hellaswag" / "val-first500.txt")
-    assert fmt == "text" and len(items) == 500
+def test_hellaswag_text_format(fixtures):
+    items, fmt = read_hellaswag(fixtures / "hellaswag" / "val-first30.txt")
+    assert fmt == "text" and len(items) == 30
     assert items[0].query == "Roof shingle removal: A man is sitting on a roof. he"
     assert items[0].gold == 3 and items[0].choices[3] == "starts pulling up roofing on a roof."
-    assert items[1].line == 7
+    assert items[1].line == 7 and items[-1].line == 175
+    assert items[1].query == ("Clean and jerk: A lady walks to a barbell. She bends down and grabs the pole. "
+                              "the lady") and items[1].gold == 3
+
+
+@pytest.mark.shared_data
+def test_hellaswag_text_format_on_the_first_500_items(shared_data):
+    items, fmt = read_hellaswag(shared_data / "hellaswag" / "val-first500.txt")
+    assert fmt == "text" and len(items) == 500 and items[-1].line == 2995
 
 
 def test_hellaswag_jsonl_follows_lm_eval_preprocessing(tmp_path):
@@ -80,8 +106,8 @@ def test_hellaswag_jsonl_follows_lm_eval_preprocessing(tmp_path):
     assert preprocess(" [header] How to x [title] Do y. ") == " How to x. Do y."
 
 
-def test_hellaswag_wrong_number_of_endings(tmp_path, shared_data):
-    lines = (shared_data / "hellaswag" / "val-first500.txt").read_text().splitlines()[:18]
+def test_hellaswag_wrong_number_of_endings(tmp_path, fixtures):
+    lines = (fixtures / "hellaswag" / "val-first30.txt").read_text().splitlines()[:18]
     del lines[9]  # the second item loses an ending
     path = tmp_path / "hs.txt"
     path.write_text("\n".join(lines) + "\n")

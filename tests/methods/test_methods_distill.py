@@ -15,13 +15,12 @@ from tinylm.errors import UserError
 from tinylm.methods import build_methods
 from tinylm.methods.distill import distill_kl, distill_kl_top_k
 from tinylm.methods.teacher_cache import TeacherCache
+from tinylm.package_files import package_file
 from tinylm.runs.execute import execute
 from tinylm.train.checkpoint import latest_checkpoint
 from tinylm.train.objective import Objective, lm_loss
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
-
-REPO_SHARED = __import__("pathlib").Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def _np_kl(zt, zs, temperature=1.0):
@@ -298,7 +297,7 @@ def test_bad_teachers_are_one_line_errors_from_the_cli(tiny_recipe, teacher_runs
     one_line_error(train([missing]), str(missing), "does not exist")
     other = tmp_path / "neox-teacher"  # a teacher whose ids mean other tokens
     shutil.copytree(latest_checkpoint(teacher_runs[0]), other)
-    shutil.copyfile(REPO_SHARED / "data/tokenizers/gpt-neox-20b/tokenizer.json", other / "tokenizer.json")
+    shutil.copyfile(package_file("assets", "tokenizers", "gpt-neox-20b", "tokenizer.json"), other / "tokenizer.json")
     one_line_error(train([teacher_runs[0], other]), str(other), "another tokenizer")
     one_line_error(train([other]), f"teacher {other}", "tokenizer", "tinylm prepare")
     one_line_error(train(teacher_runs, "--set", "model.vocab_size=50304"), "vocabulary of 50257",

@@ -44,10 +44,10 @@ def pretrained(tiny_bert_store, tmp_path_factory):
     return out
 
 
-def test_finetune_gap_and_committee_cli(pretrained, tmp_path, capsys, shared_data, one_line_error):
+def test_finetune_gap_and_committee_cli(pretrained, tmp_path, capsys, agnews_csv, one_line_error):
     from tinylm.cli.main import main
 
-    ag = "agnews:" + str(shared_data / "classification/agnews/test.csv")
+    ag = f"agnews:{agnews_csv}"
     split = ["--task", ag, "--train-per-label", "6", "--test-per-label", "5"]
     out = tmp_path / "ft"
     assert main(["finetune", str(pretrained), *split, "--seeds", "2", "--max-steps", "3", "--lr", "1e-3",
