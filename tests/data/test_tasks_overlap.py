@@ -1,6 +1,7 @@
 """Classification readers, the balanced sampler, token statistics and token-controlled subsets."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -76,6 +77,24 @@ def test_agnews_and_fewrel_readers_on_the_real_files(shared_data):
     fr = load_task(f"fewrel:{shared_data / 'classification/fewrel/val_wiki.json'}", labels=10)
     assert fr.n_labels == 10 and fr.counts().tolist() == [700] * 10 and "crosses" in fr.label_names[0]
     assert fr.texts[0].startswith("In June 1987 , the Missouri")
+
+
+def test_agnews_and_fewrel_without_a_path(tmp_path, monkeypatch, make_agnews_csv, fixtures, one_line_error):
+    """No classification data ships with tinylm: a bare `agnews` reads $TINYLM_CLASSIFICATION_DATA or names
+    the fix, and never looks beside the repository."""
+    monkeypatch.delenv("TINYLM_CLASSIFICATION_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for kind in ("agnews", "fewrel"):
+        with pytest.raises(UserError, match=f"give it as --task {kind}:PATH .*TINYLM_CLASSIFICATION_DATA"):
+            load_task(kind)
+    one_line_error(["finetune", "bert-1", "--scratch", "--task", "agnews"], "--task agnews:PATH")
+    (tmp_path / "cls" / "agnews").mkdir(parents=True)
+    make_agnews_csv(tmp_path / "cls" / "agnews" / "test.csv", per_label=3)
+    shutil.copytree(fixtures / "fewrel", tmp_path / "cls" / "fewrel")
+    monkeypatch.setenv("TINYLM_CLASSIFICATION_DATA", str(tmp_path / "cls"))
+    assert load_task("agnews").counts().tolist() == [3] * 4
+    assert load_task("fewrel", labels=2).counts().tolist() == [12] * 2
+    assert load_task("agnews:" + str(tmp_path / "cls" / "agnews" / "test.csv")).source.endswith("test.csv")
 
 
 def test_dbpedia_and_labelled_csv_readers(tmp_path):

@@ -26,7 +26,7 @@ from tinylm.errors import UserError
 AGNEWS_CLASSES = ("World", "Sports", "Business", "Sci/Tech")
 DBPEDIA_CLASSES = ("Company", "EducationalInstitution", "Artist", "Athlete", "OfficeHolder", "MeanOfTransportation",
                    "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork")
-# (train, test) per label: the paper's sizes; AG News's shipped file has 1,900 per label, so 1,000 + 900.
+# (train, test) per label: the paper's sizes; the AG News test file has 1,900 per label, so 1,000 + 900.
 DEFAULT_PER_LABEL = {"agnews": (1000, 900), "dbpedia": (100, 100), "fewrel": (630, 70), "csv": (100, 100)}
 _TAG_SPLIT = 11
 
@@ -140,17 +140,15 @@ def read_fewrel(path, n_labels: int | None = None) -> ClassificationTask:
     return ClassificationTask(f"fewrel{len(relations)}", texts, np.asarray(labels, dtype=np.int64), names, str(path))
 
 
-def classification_dir() -> Path:
-    """Where the shipped classification files are: $TINYLM_CLASSIFICATION_DATA, else ``shared/data/
-    classification`` beside the repository (the layout of this project's checkouts)."""
+def classification_dir(kind: str) -> Path:
+    """Where ``agnews`` / ``fewrel`` without a path are read from: $TINYLM_CLASSIFICATION_DATA (a folder
+    holding ``agnews/test.csv`` and ``fewrel/val_wiki.json``). No such data ships with tinylm (AG News is
+    for research only), so without the variable a path must be given."""
     env = os.environ.get("TINYLM_CLASSIFICATION_DATA")
-    if env:
-        return Path(env).expanduser()
-    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        candidate = base.parent / "shared" / "data" / "classification"
-        if candidate.is_dir():
-            return candidate
-    return Path.cwd() / "classification"
+    if not env:
+        raise UserError(f"no {kind} file is shipped with tinylm; give it as --task {kind}:PATH (or set "
+                        "TINYLM_CLASSIFICATION_DATA to a folder holding agnews/test.csv and fewrel/val_wiki.json)")
+    return Path(env).expanduser()
 
 
 def load_task(spec: str, labels: int | None = None, label_column: str = "label") -> ClassificationTask:
@@ -158,13 +156,13 @@ def load_task(spec: str, labels: int | None = None, label_column: str = "label")
     kind, _, path = str(spec).partition(":")
     kind = kind.strip().lower()
     if kind == "agnews":
-        return read_class_title_csv(path or classification_dir() / "agnews" / "test.csv", "agnews", AGNEWS_CLASSES)
+        return read_class_title_csv(path or classification_dir(kind) / "agnews" / "test.csv", "agnews", AGNEWS_CLASSES)
     if kind == "dbpedia":
         if not path:
             raise UserError("no DBPedia file is shipped; give its CSV as --task dbpedia:PATH")
         return read_class_title_csv(path, "dbpedia", DBPEDIA_CLASSES)
     if kind == "fewrel":
-        return read_fewrel(path or classification_dir() / "fewrel" / "val_wiki.json", labels or 16)
+        return read_fewrel(path or classification_dir(kind) / "fewrel" / "val_wiki.json", labels or 16)
     if kind == "csv" and path:
         return read_labelled_csv(path, label_column)
     raise UserError(f"unknown task {spec!r}; use agnews, fewrel, dbpedia:PATH or csv:PATH")
