@@ -113,6 +113,18 @@ def test_a_prompt_longer_than_the_window_is_cropped_on_the_left(tokenizer, eos, 
     assert len(out.ids) == 10
 
 
+def test_a_shorter_window_is_kept_and_a_longer_one_capped(tokenizer, eos):
+    model = tiny_decoder(tokenizer.get_vocab_size(), max_seq_len=16).eval()
+    prompt_ids = [eos] + tokenizer.encode(PROMPT).ids
+    [short] = generate(model, tokenizer, [PROMPT], max_new_tokens=6, temperature=0, window=4)
+    assert short.ids == greedy_reference(model, prompt_ids, 6, eos, window=4)
+    assert short.ids != greedy_reference(model, prompt_ids, 6, eos, window=16)  # the window mattered
+    [capped] = generate(model, tokenizer, [" ".join([PROMPT] * 4)], max_new_tokens=3, temperature=0, window=1000)
+    assert len(capped.ids) == 3
+    with pytest.raises(UserError, match="window"):
+        generate(model, tokenizer, [PROMPT], window=0)
+
+
 class EndsAfter(nn.Module):
     """A decoder that writes EOS once the context has `length` tokens, and notes how it was called."""
 

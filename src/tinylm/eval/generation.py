@@ -9,8 +9,8 @@ model; the same torch on the same kind of CPU gives the same text.
 
 The prompt follows the document separator (EOS, when the tokenizer has one): the token stores put it
 after every document, so the model reads the prompt as the start of a paragraph, as in training.
-Each new token recomputes the whole window (the decoder keeps no KV cache); for the demo's sizes
-that is a few milliseconds a token on a CPU.
+Each new token recomputes the whole window (the decoder keeps no KV cache): for the demo's model on
+a CPU a few tens of milliseconds a token at short contexts, ten times that with a 512-token window.
 """
 
 from __future__ import annotations
@@ -43,13 +43,16 @@ def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None) -
 
 
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 40, temperature: float = 1.0,
-             top_k: int | None = None, seed: int = 0, special_ids: dict | None = None) -> list[Continuation]:
+             top_k: int | None = None, seed: int = 0, special_ids: dict | None = None,
+             window: int | None = None) -> list[Continuation]:
     """One continuation per prompt: up to ``max_new_tokens`` tokens, stopping at end-of-text.
 
     ``temperature`` 0 (or ``top_k`` 1) picks the likeliest token every time; otherwise the logits are
     divided by the temperature and, with ``top_k``, all but the k likeliest tokens are dropped.
     ``special_ids`` (roles of special tokens, as a checkpoint's metadata holds them) default to the
-    tokenizer's own. The model goes back to training mode afterwards if it was in it.
+    tokenizer's own. The model sees the latest ``window`` tokens at most (default and cap: its
+    ``max_seq_len``; a run's training window length is a better choice, since the model never saw
+    positions beyond it). The model goes back to training mode afterwards if it was in it.
     """
     from tinylm.data.tokenizer import special_ids as tokenizer_special_ids
 
@@ -60,19 +63,21 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 40, 
                         "prompt; generate from a decoder (llama, gemma, gpt2, neox)")
     specials = tokenizer_special_ids(tokenizer) if special_ids is None else special_ids
     eos = specials.get("eos")
+    if window is not None and window < 1:
+        raise UserError(f"a window of {window} tokens: give 1 or more")
+    window = min(window or config.max_seq_len, config.max_seq_len)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            return [_continue(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed, eos)
+            return [_continue(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed, eos, window)
                     for prompt in prompts]
     finally:
         model.train(was_training)
 
 
-def _continue(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed, eos) -> Continuation:
+def _continue(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed, eos, window) -> Continuation:
     device = next(model.parameters()).device
-    window = model.config.max_seq_len
     ids = ([eos] if eos is not None else []) + tokenizer.encode(prompt, add_special_tokens=False).ids
     if not ids:
         raise UserError("the prompt is empty and the tokenizer has no end-of-text token to start from: give a prompt")
