@@ -82,6 +82,20 @@ def test_generate_writes_the_demo_sample_for_the_same_seed(demo):
     assert code == 0 and squeeze(other) != squeeze(text)
 
 
+def test_generate_sees_the_window_the_run_trained_on(demo, tmp_path):
+    import shutil
+
+    from tinylm.cli.generate import trained_window
+    from tinylm.eval.hf_import import load_any
+
+    out, _ = demo
+    assert load_any(out / "run").model.config.max_seq_len > 128
+    assert trained_window(load_any(out / "run")) == 128  # the demo's data.seq_len
+    loose = tmp_path / "loose"  # a checkpoint moved away from its run: the model's own window
+    shutil.copytree(out / "run" / "checkpoints" / "step-00000004", loose)
+    assert trained_window(load_any(loose)) is None
+
+
 def test_generate_refuses_a_bad_path_and_an_encoder_in_one_line(demo, tmp_path):
     from safetensors.torch import save_file
 

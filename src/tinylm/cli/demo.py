@@ -91,11 +91,13 @@ def run(args) -> int:
 def _show_samples(run_dir: Path) -> None:
     import textwrap
 
+    from tinylm.cli.generate import trained_window
     from tinylm.eval.generation import generate
     from tinylm.eval.hf_import import load_any, special_ids_for
 
     loaded = load_any(run_dir)
-    samples = generate(loaded.model, loaded.tokenizer, list(PROMPTS), special_ids=special_ids_for(loaded), **SAMPLING)
+    samples = generate(loaded.model, loaded.tokenizer, list(PROMPTS), special_ids=special_ids_for(loaded),
+                       window=trained_window(loaded), **SAMPLING)
     print(f"\nthe model continues {len(samples)} openings (temperature {SAMPLING['temperature']}, "
           f"top-k {SAMPLING['top_k']}, seed {SAMPLING['seed']}):")
     for s in samples:

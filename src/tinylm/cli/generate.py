@@ -3,11 +3,13 @@
 Continues a prompt with a trained decoder: a run directory (its latest checkpoint), a checkpoint
 directory, or a transformers model directory. Sampling is seeded, so the same command gives the
 same text again; --temperature 0 (or --top-k 1) always takes the likeliest token. Stops at the
-tokenizer's end-of-text token or after --tokens new tokens; the model sees at most its context
-window, the latest tokens.
+tokenizer's end-of-text token or after --tokens new tokens. The model sees the latest tokens only:
+as many as the run trained on (data.seq_len), or its max_seq_len when it is not in a run.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -40,9 +42,20 @@ def run(args) -> int:
     check_sampling(args.tokens, args.temperature, top_k)  # before loading: a typo fails at once
     loaded = load_any(args.model, device=str(pick_device(args.device, World())))
     samples = generate(loaded.model, loaded.tokenizer, args.prompt, max_new_tokens=args.tokens,
-                       temperature=args.temperature, top_k=top_k, seed=args.seed, special_ids=special_ids_for(loaded))
+                       temperature=args.temperature, top_k=top_k, seed=args.seed, special_ids=special_ids_for(loaded),
+                       window=trained_window(loaded))
     for i, s in enumerate(samples):
         if i:
             print()
         print(s.prompt + s.text)
     return 0
+
+
+def trained_window(loaded) -> int | None:
+    """The window length the model's run trained on, or None outside a run: positions beyond it were
+    never seen in training (rotary models run past them, but write worse text there)."""
+    if loaded.run_dir is None or not (Path(loaded.run_dir) / "config.yaml").is_file():
+        return None
+    from tinylm.train.build import recipe_for_run
+
+    return recipe_for_run(loaded.run_dir).data.seq_len
