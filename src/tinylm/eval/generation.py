@@ -3,9 +3,9 @@
 Each prompt is sampled on its own, from its own ``torch.Generator`` seeded by ``seed`` and the
 prompt's text, so a prompt's continuation does not depend on which other prompts were asked for
 (the demo's sample for "Alice was" is the one ``tinylm generate RUN --prompt "Alice was"`` prints),
-and two prompts do not share random draws. Draws are made on
-the CPU from the last position's logits, so the random stream is the same whatever device ran the
-model; the same torch on the same kind of CPU gives the same text.
+and two prompts do not share random draws. Draws are made on the CPU from the last position's
+logits, so the random stream is the same whatever device ran the model; the same torch on the same
+kind of CPU gives the same text.
 
 The prompt follows the document separator (EOS, when the tokenizer has one): the token stores put it
 after every document, so the model reads the prompt as the start of a paragraph, as in training.
@@ -48,7 +48,8 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 40, 
     """One continuation per prompt: up to ``max_new_tokens`` tokens, stopping at end-of-text.
 
     ``temperature`` 0 (or ``top_k`` 1) picks the likeliest token every time; otherwise the logits are
-    divided by the temperature and, with ``top_k``, all but the k likeliest tokens are dropped.
+    divided by the temperature and, with ``top_k``, all but the k likeliest tokens are dropped (tokens
+tied with the k-th stay).
     ``special_ids`` (roles of special tokens, as a checkpoint's metadata holds them) default to the
     tokenizer's own. The model sees the latest ``window`` tokens at most (default and cap: its
     ``max_seq_len``; a run's training window length is a better choice, since the model never saw
