@@ -44,6 +44,7 @@ def sample_lines(stdout):
     return samples
 
 
+@pytest.mark.slow  # uses the demo run (module fixture): ~5-20 s on two busy CPU cores
 def test_a_short_demo_ends_with_validation_samples_and_a_plot(demo):
     import matplotlib.image
 
@@ -61,6 +62,7 @@ def test_a_short_demo_ends_with_validation_samples_and_a_plot(demo):
     assert [r["step"] for r in records if "val_loss" in r and "event" not in r] == [4]
 
 
+@pytest.mark.slow
 def test_run_again_it_shows_the_same_samples(demo):
     out, first = demo
     code, again, _ = run_cli(["demo", "--out", str(out), "--steps", "4", *SMALL])
@@ -69,6 +71,7 @@ def test_run_again_it_shows_the_same_samples(demo):
     assert sample_lines(again) == sample_lines(first)
 
 
+@pytest.mark.slow
 def test_generate_writes_the_demo_sample_for_the_same_seed(demo):
     out, stdout = demo
     code, text, _ = run_cli(["generate", str(out / "run"), "--prompt", PROMPTS[0], "--tokens", "24",
@@ -82,6 +85,7 @@ def test_generate_writes_the_demo_sample_for_the_same_seed(demo):
     assert code == 0 and squeeze(other) != squeeze(text)
 
 
+@pytest.mark.slow
 def test_generate_sees_the_window_the_run_trained_on(demo, tmp_path):
     import shutil
 
@@ -96,6 +100,7 @@ def test_generate_sees_the_window_the_run_trained_on(demo, tmp_path):
     assert trained_window(load_any(loose)) is None
 
 
+@pytest.mark.slow
 def test_generate_refuses_a_bad_path_and_an_encoder_in_one_line(demo, tmp_path):
     from safetensors.torch import save_file
 
