@@ -166,7 +166,7 @@ def test_resuming_resolves_again_on_the_machine_it_resumes_on(tiny_recipe, tmp_p
     from tinylm.runs.execute import execute
     from tinylm.train.recipe import load_recipe
 
-    recipe = load_recipe(str(tiny_recipe(train={"duration": "4 steps", "log_every": 1},
+    recipe = load_recipe(str(tiny_recipe(train={"duration": "4 steps", "log_every": 1, "precision": "auto"},
                                          eval={"every": 0, "windows": 2, "batch_size": 2}, checkpoint={"every": 0})))
     native(True)
 
