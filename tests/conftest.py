@@ -138,7 +138,7 @@ def make_run():
 
         recipe = recipe_from_dict({"data": {"store": "unused", "seq_len": 16},
                                    "model": {"name": model, "flavour": flavour},
-                                   "train": {"batch_size": 4, "duration": steps, "lr": 1e-2, **train}})
+                                   "train": {"batch_size": 4, "duration": steps, "lr": 1e-2, "precision": "fp32", **train}})
         torch.manual_seed(0)
         cfg = resolve_model_config(model, flavour=flavour, vocab_size=97, max_seq_len=64)
         val = [SyntheticBatches(seed=99).next_batch()]
@@ -169,7 +169,8 @@ def tiny_recipe(tmp_path, tiny_store):
         data = {"name": name,
                 "data": {"store": str(tiny_store), "seq_len": 32, "sampler": "windows"},
                 "model": {"name": "L2-4-32x2", "flavour": "llama"},
-                "train": {"duration": "40 steps", "batch_size": 4, "lr": 3e-3, "log_every": 5},
+                "train": {"duration": "40 steps", "batch_size": 4, "lr": 3e-3, "log_every": 5,
+                          "precision": "fp32"},  # the same numbers on every CPU; bf16 tests ask for it
                 "eval": {"every": 20, "windows": 8, "batch_size": 8},
                 "checkpoint": {"every": 20}}
         for key, value in sections.items():

@@ -16,7 +16,8 @@ def train_tiny(out_dir, store, seed: int = 0, steps: int = 20, **model):
 
     recipe = {"name": out_dir.name, "data": {"store": str(store), "seq_len": 32, "sampler": "windows"},
               "model": {"name": "L2-4-32x2", "flavour": "llama", **model},
-              "train": {"duration": f"{steps} steps", "batch_size": 4, "lr": 3e-3, "log_every": 5, "seed": seed},
+              "train": {"duration": f"{steps} steps", "batch_size": 4, "lr": 3e-3, "log_every": 5, "seed": seed,
+                        "precision": "fp32"},
               "eval": {"every": 0, "windows": 8, "batch_size": 8}, "checkpoint": {"every": 0}}
     path = out_dir.parent / f"{out_dir.name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
