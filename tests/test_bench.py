@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each runs a benchmark in a process of its own, compiling in cpu_levers
+
 from tinylm.precision import cpu_capability, resolve_precision
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"

@@ -304,6 +304,7 @@ def test_bad_teachers_are_one_line_errors_from_the_cli(tiny_recipe, teacher_runs
                    "model.vocab_size")
 
 
+@pytest.mark.slow
 def test_two_processes_distil_to_identical_weights(tiny_recipe, teacher_runs, tmp_path):
     """Under torchrun the soft targets go through DistributedDataParallel's forward with the batch."""
     import os
@@ -346,6 +347,7 @@ def test_teachers_keep_their_linear_weights_in_the_autocast_dtype_with_the_same_
     assert tied[0].weight.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_compiled_distillation_in_bf16_trains_as_eager(tiny_recipe, teacher_runs, tmp_path):
     """The compiled path: teachers' softmax compiled with them, bf16 Linear weights, KL fused into the
     compiled objective; the logged CE and KL follow the eager run's."""

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tinylm.train.metrics import read_metrics
 
 
+@pytest.mark.slow
 def test_two_processes_end_with_identical_weights(tiny_recipe, tmp_path):
     path = tiny_recipe(train={"duration": "12 steps", "batch_size": 2, "grad_accum": 2},
                        eval={"every": 6}, checkpoint={"every": 6})

@@ -103,6 +103,7 @@ def test_keep_freed_memory_applies_once_and_can_be_turned_off():
     assert off.stdout.split() == ["False", "False"]
 
 
+@pytest.mark.slow
 def test_compiled_objective_trains_as_eager(make_run):
     """`train.compile` compiles model and loss together (custom backward and, in CPU bf16, the
     matmul attention with its constant causal bias included): the same losses as eager."""
@@ -124,6 +125,7 @@ def test_a_compiled_run_keeps_a_graph_per_structure(make_run):
     assert torch._dynamo.config.recompile_limit >= COMPILED_STRUCTURES >= 32
 
 
+@pytest.mark.slow
 def test_the_compiled_objective_goes_into_torchs_compile_cache(make_run):
     """torch's AOTAutogradCache bypasses graphs with a custom autograd.Function (our cross-entropy)
     unless told otherwise; told, our graph is saved to it, or found there (so a re-run of the same

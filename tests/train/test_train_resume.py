@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -67,6 +68,7 @@ def test_checkpoint_contents_and_atomicity(tiny_recipe, tmp_path):
     assert summary["tokens"] == 20 * 4 * 32 and summary["flops"] > 0
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_and_resume_completes(tiny_recipe, tmp_path):
     import signal
     import subprocess

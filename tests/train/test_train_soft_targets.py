@@ -99,6 +99,7 @@ def test_two_methods_with_soft_targets_are_one_line_error(make_run):
         make_run(methods=[_Teacher(), _Teacher()])
 
 
+@pytest.mark.slow
 def test_compiled_objective_with_soft_targets_trains_as_eager_and_compiles_once(make_run):
     from torch._dynamo.utils import counters
 
@@ -113,6 +114,7 @@ def test_compiled_objective_with_soft_targets_trains_as_eager_and_compiles_once(
     torch.testing.assert_close(losses[1], losses[0], rtol=2e-3, atol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
 def test_compiled_and_eager_gradients_agree(temperature):
     """The backward has two forms (one fused expression compiled, in place eager): same numbers."""
