@@ -1,10 +1,10 @@
 """`tinylm data tokens|paragraphs|restrict`: the committee paper's token statistics and token-controlled
 pretraining sets (see ``tinylm.data.overlap``).
 
-  tinylm data tokens STORE --task agnews            W_S, T_W, T_C, T_M and weighted overlaps
+  tinylm data tokens STORE --task agnews:PATH       W_S, T_W, T_C, T_M and weighted overlaps
   tinylm data paragraphs STORE --count 5000 --out DIR     W_S random paragraphs (seeded)
-  tinylm data restrict STORE --task fewrel --within --out DIR     only paragraphs of task tokens (T_FR)
-  tinylm data restrict STORE --task fewrel --avoid --count 5000 --out DIR     raise T_M on purpose
+  tinylm data restrict STORE --task fewrel:PATH --within --out DIR     only paragraphs of task tokens (T_FR)
+  tinylm data restrict STORE --task fewrel:PATH --avoid --count 5000 --out DIR     raise T_M on purpose
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def add_split_arguments(p) -> None:
-    p.add_argument("--task", required=True, help="agnews[:PATH], fewrel[:PATH], dbpedia:PATH or csv:PATH")
+    p.add_argument("--task", required=True, help="agnews[:PATH], fewrel[:PATH], dbpedia:PATH or csv:PATH (without a PATH: under $TINYLM_CLASSIFICATION_DATA)")
     p.add_argument("--labels", type=int, default=None, help="FewRel: how many relations (default 16; 10 as table 1)")
     p.add_argument("--train-per-label", type=int, default=None, help="train items per label (default: the task's)")
     p.add_argument("--test-per-label", type=int, default=None, help="test items per label (default: the task's)")
