@@ -51,7 +51,9 @@ class ModelCompiledAlone(nn.Module):
     def __init__(self, model: nn.Module, compile_: bool):
         super().__init__()
         self.model = model
-        self.forward_model = torch.compile(model) if compile_ else model
+        from tinylm.compiling import compiled
+
+        self.forward_model = compiled(model) if compile_ else model
 
     def forward(self, input_ids, attention_mask, labels, return_logits=False, soft_targets=None):
         logits = self.forward_model(input_ids, attention_mask)

@@ -31,6 +31,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from tinylm.compiling import compiled
 from tinylm.compute import measure_peak_flops
 from tinylm.precision import PRECISIONS, cpu_capability, resolve_precision
 
@@ -79,7 +80,7 @@ def hf_stepper(our_model, batch: int, seq: int, precision: str, device: torch.de
     hf.train()
     fused = device.type == "cuda"
     opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, weight_decay=0.0, fused=fused or None, foreach=None if fused else True)
-    forward = torch.compile(hf) if compile_ else hf
+    forward = compiled(hf) if compile_ else hf  # pinned vector width, as tinylm compiles (tinylm/compiling.py)
     windows = synthetic_batches(hf.config.vocab_size, batch, seq, device)
     state = {"i": 0}
 

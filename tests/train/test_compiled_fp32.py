@@ -5,7 +5,7 @@ compiles for, which follows ATEN_CPU_CAPABILITY: a process restricted to AVX2 an
 each other's graphs, whose C++ was then built for the other width. AVX2's code under AVX-512 flags
 stores 16 floats where it stepped 8, past its buffers: glibc aborted (bench/throughput.py --precision
 fp32 after an AVX2 run). AVX-512's under AVX2 flags wrote half of each vector: NaN losses. The Run pins
-`cpp.simdlen` (train/run.py: compile_options), which is in the keys.
+`cpp.simdlen` (tinylm/compiling.py: compile_options), which is in the keys.
 """
 
 import json
@@ -17,7 +17,7 @@ import sys
 import pytest
 import torch
 
-from tinylm.train.run import compile_options
+from tinylm.compiling import compile_options
 
 # A tiny compiled fp32 run: its losses eager and compiled, and whether torch's caches served the graph.
 STEPS = r"""

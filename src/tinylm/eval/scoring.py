@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tinylm.compiling import compiled
 from tinylm.errors import UserError
 
 LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -68,7 +69,7 @@ class ModelLogits:
         self.max_len = int(model.config.max_seq_len)
         # torch.compile fuses the norms, RoPE and gated MLP into a few kernels (on a 2-core CPU
         # about a quarter faster); shapes vary per batch, so it compiles once with dynamic shapes.
-        self.forward = torch.compile(model, dynamic=True) if compile else model
+        self.forward = compiled(model, dynamic=True) if compile else model
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.kind == "decoder":

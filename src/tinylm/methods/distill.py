@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from tinylm.compiling import compiled
 from tinylm.errors import UserError
 from tinylm.methods.base import Method, MethodConfig
 from tinylm.methods.options import number
@@ -195,8 +196,8 @@ class Distill(Method):
             _store_matmul_weights_in(self.teacher, _compute_dtype(run))
             self.forward = self.teacher
             if run.recipe.train.compile:  # both compile lazily, on first use
-                self.forward = torch.compile(self.teacher, mode=run.recipe.train.compile_mode)
-                self.distribution = torch.compile(teacher_distribution, mode=run.recipe.train.compile_mode)
+                self.forward = compiled(self.teacher, run.recipe.train.compile_mode)
+                self.distribution = compiled(teacher_distribution, run.recipe.train.compile_mode)
 
     def _load_teachers(self, run) -> None:
         from tinylm.compute import forward_flops_per_token

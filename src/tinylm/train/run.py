@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from tinylm.compiling import compiled
 from tinylm.compute import flops_per_token, peak_flops
 from tinylm.errors import UserError
 from tinylm.methods.base import check_one_soft_target_source
@@ -48,31 +49,6 @@ def cache_compiled_objective() -> None:
     import torch._functorch.config as functorch_config
 
     functorch_config.autograd_cache_allow_custom_autograd_functions = True
-
-
-def compile_options(mode: str = "default") -> dict:
-    """`torch.compile`'s inductor options for `mode`, with the CPU vector width it compiles for pinned.
-
-    A workaround for torch's compile caches (FX graph and AOTAutograd, on disk in
-    `TORCHINDUCTOR_CACHE_DIR`), whose key leaves out the vector ISA inductor picks: with
-    `cpp.simdlen` unset it follows `ATEN_CPU_CAPABILITY`, so a process restricted to AVX2 and one
-    at AVX-512 find each other's graphs. The cached C++ then steps 8 floats at a time but is built
-    with AVX-512 flags, where every full-width store writes 16: past the end of its buffer, and glibc
-    aborts ("corrupted size vs. prev_size", bench/throughput.py --precision fp32 after an AVX2 run;
-    the tiny test model too). The other way round the kernels write half of each vector and training
-    goes on with NaN losses. Pinned, `cpp.simdlen` (512, 256; 1 for no vector ISA) is in both keys, so
-    each width has its own entries; the code is the same, since inductor picks the same ISA from it.
-    A width the user set in torch._inductor.config is left as it is (it is in the key already).
-    """
-    import torch._inductor
-    from torch._inductor import config as inductor_config
-    from torch._inductor.cpu_vec_isa import pick_vec_isa
-
-    options = dict(torch._inductor.list_mode_options(mode))  # what torch.compile(mode=) applies
-    if inductor_config.cpp.simdlen is None:
-        isa = pick_vec_isa()
-        options["cpp.simdlen"] = isa.bit_width() if isa else 1
-    return options
 
 
 ParamSelector = Iterable[str] | Iterable[nn.Parameter] | Callable[[str, nn.Parameter], bool] | None
@@ -127,7 +103,7 @@ class Run:
             # Objective.forward; past dynamo's default 8 it would fall back to eager without a word.
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, COMPILED_STRUCTURES)
             cache_compiled_objective()
-            wrapped = torch.compile(wrapped, options=compile_options(self.recipe.train.compile_mode))
+            wrapped = compiled(wrapped, self.recipe.train.compile_mode)
         self.objective = distributed.wrap(wrapped, self.world, self.device)
         self.flops_per_token = flops_per_token(self.model, self.recipe.data.seq_len)
 
