@@ -41,7 +41,7 @@ def run(args) -> int:
         try:
             from tinylm.runs.spread import plot_spread
         except ImportError:
-            raise UserError("--plot needs matplotlib: pip install 'tinylm[plots]'") from None
+            raise UserError("--plot needs matplotlib, a dependency of tinylm missing here: pip install matplotlib") from None
         plot_spread([(g["group"], g["values"]) for g in groups], args.metric, args.plot)
     if args.json:
         print(json.dumps({"metric": args.metric, "groups": groups}, indent=1))

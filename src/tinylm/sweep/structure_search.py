@@ -76,7 +76,7 @@ def structure_sweep(base: dict, out_dir: Path, space: StructureSpace, n_trials: 
         try:
             from tinylm.sweep.plots import plot_heads_vs_layers
         except ImportError:
-            log.warning("matplotlib is not installed: no heads-vs-layers.png (pip install 'tinylm[plots]')")
+            log.warning("matplotlib, a dependency of tinylm, is missing: no heads-vs-layers.png (pip install matplotlib)")
         else:
             plot_heads_vs_layers(result.ranking, space, Path(out_dir) / "heads-vs-layers.png")
     return result
