@@ -79,19 +79,20 @@ def test_compiled_fp32_runs_at_avx512_after_an_avx2_process_filled_the_cache(tmp
     assert _train(tmp_path, AVX2)["cache_hits"] >= 1
 
 
-def test_compile_options_pin_the_vector_width_inductor_would_pick(monkeypatch):
+def test_compile_options_pin_the_vector_width_inductor_would_pick():
     """The width is the one inductor picks unpinned (so the code is the same), the mode's options stay,
-    and a width the user set is theirs."""
+    and a width the user set is theirs. (The config is changed through its own `patch`: monkeypatch's
+    undo left `cpp.simdlen` unknown to later compiles.)"""
     import torch._inductor
     from torch._inductor import config as inductor_config
     from torch._inductor.cpu_vec_isa import pick_vec_isa
 
-    monkeypatch.setattr(inductor_config.cpp, "simdlen", None)
-    isa = pick_vec_isa()
-    assert compile_options() == {"cpp.simdlen": isa.bit_width() if isa else 1}
-    options = compile_options("max-autotune")
-    assert options == {**torch._inductor.list_mode_options("max-autotune"), "cpp.simdlen": options["cpp.simdlen"]}
+    with inductor_config.patch({"cpp.simdlen": None}):
+        isa = pick_vec_isa()
+        assert compile_options() == {"cpp.simdlen": isa.bit_width() if isa else 1}
+        options = compile_options("max-autotune")
+        assert options == {**torch._inductor.list_mode_options("max-autotune"), "cpp.simdlen": options["cpp.simdlen"]}
     with inductor_config.patch({"cpp.simdlen": options["cpp.simdlen"]}):
         assert pick_vec_isa() == isa  # pinned, inductor picks the ISA it picked unpinned
-    monkeypatch.setattr(inductor_config.cpp, "simdlen", 256)
-    assert "cpp.simdlen" not in compile_options()
+    with inductor_config.patch({"cpp.simdlen": 256}):
+        assert "cpp.simdlen" not in compile_options()
