@@ -1,4 +1,22 @@
-"""Entry point: dispatch to one command module, turn user mistakes into one line and exit 2."""
+"""tinylm pretrains small language models on small data with unconventional curricula (sleep,
+forgetting, growth, distillation, committees) and compares them honestly, at equal compute, on a
+laptop CPU or one GPU. Five commands to start with:
+
+  demo      train a tiny Llama on the bundled books and show what it learned
+            tinylm demo
+  prepare   turn text files into a token store
+            tinylm prepare data/books --tokenizer gpt2 --out stores/books
+  train     train a recipe (the bundled ones: tinylm models --recipes) into a run directory
+            tinylm train forgetter-tiny --out runs/forgetter-tiny
+  eval      BLiMP, HellaSwag and validation loss of a run
+            tinylm eval runs/forgetter-tiny --blimp data/blimp
+  compare   runs side by side (--x flops: at equal compute)
+            tinylm compare runs/*
+"""
+
+# Developer note: this module is the entry point. It dispatches to one command module per command
+# (tinylm/cli/<command>.py, each with `register(subparsers)`), and turns a user mistake (`UserError`)
+# into one line on stderr and exit status 2. Its docstring above is what `tinylm --help` shows first.
 
 from __future__ import annotations
 
@@ -22,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tinylm", description=__doc__)
+    parser = _Parser(prog="tinylm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog="`tinylm COMMAND --help` gives each command's options; --debug shows tracebacks.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
