@@ -180,3 +180,39 @@ def test_compare_reads_hellaswag_from_eval_reports(tiny_recipe, tmp_path):
     data = compute_curves([run], "steps")
     row = data["runs"][0]
     assert row["hellaswag_acc"] == [(10, 0.25), (20, 0.3)] and row["equal_compute"]["hellaswag_acc"] == 0.3
+
+
+def _fake_runs(root, **val_losses):
+    for name, val in val_losses.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "summary.json").write_text(json.dumps({"val_loss": val}))
+
+
+def test_compare_a_glob_leaves_out_what_is_not_a_run_with_a_note(tmp_path, capsys):
+    """The README's tour writes `tinylm eval --ensemble ... --out runs/t12-eval` beside the runs; a plot may
+    land there too: `compare runs/*` compares the runs and names each thing it left out on stderr."""
+    from tinylm.cli.main import main
+
+    runs = tmp_path / "runs"
+    _fake_runs(runs, t1=4.5, t2=4.25)
+    (runs / "t12-eval" / "eval").mkdir(parents=True)
+    (runs / "t12-eval" / "eval" / "blimp.json").write_text("{}")
+    (runs / "compare-flops.png").write_bytes(b"png")
+    assert main(["compare", *map(str, sorted(runs.iterdir())), "--metrics", "val_loss"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [str(runs / "t1"), str(runs / "t2")]
+    notes = err.strip().splitlines()
+    assert len(notes) == 2 and all("left out" in n and "not a run" in n for n in notes), err
+    assert str(runs / "compare-flops.png") in notes[0] and str(runs / "t12-eval") in notes[1]
+
+
+def test_compare_a_named_path_or_a_selection_without_runs_is_still_an_error(tmp_path, one_line_error):
+    runs = tmp_path / "runs"
+    _fake_runs(runs, t1=4.5, t2=4.25)
+    (runs / "t12-eval" / "eval").mkdir(parents=True)
+    (tmp_path / "plot.png").write_bytes(b"png")
+    one_line_error(["compare", str(runs / "t12-eval")], "t12-eval is neither a run", "tinylm train")
+    one_line_error(["compare", str(runs / "t12-eval"), str(tmp_path / "plot.png")], "none of", "t12-eval")
+    one_line_error(["compare", str(runs / "t1"), str(runs / "t9")], "t9 does not exist")
+    one_line_error(["compare", str(runs / "t1"), str(runs / "t2"), "--x", "flops", "--reference",
+                    str(runs / "t12-eval")], "t12-eval is neither a run")

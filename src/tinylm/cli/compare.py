@@ -6,7 +6,9 @@ the two over the runs that have both: does validation loss predict BLiMP (BabyLl
 FORGETTER's one-to-one claim)? With --x it draws validation loss (and HellaSwag accuracy where
 `tinylm eval` scored checkpoints) against cumulative FLOPs, steps or tokens, and marks where each
 run has spent the reference run's compute (the incremental-training paper's figures 1 and 2):
-the equal-compute points, also printed. A directory of runs expands to the runs in it.
+the equal-compute points, also printed. A directory of runs expands to the runs in it; among
+several paths (`runs/*`), one that is not a run, such as an ensemble's eval output, is left out
+with a note.
 """
 
 from __future__ import annotations
@@ -35,9 +37,14 @@ def _fmt(value, width: int = 12) -> str:
 
 
 def run(args) -> int:
+    import sys
+
     from tinylm.eval.compare import correlate, find_runs, table
 
-    runs = find_runs(args.runs)
+    skipped: list[str] = []  # `compare runs/*` also matches an eval output or a plot: a note each, not an error
+    runs = find_runs(args.runs, skipped)
+    for note in skipped:
+        print(f"tinylm compare: {note}", file=sys.stderr)
     if args.x:
         return _curves(args, runs)
     if args.corr:

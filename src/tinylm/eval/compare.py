@@ -17,23 +17,38 @@ from tinylm.errors import UserError
 ALIASES = {"blimp": "blimp_mean", "blimp_filtered": "blimp_filtered_mean", "hellaswag": "hellaswag_acc"}
 
 
-def find_runs(paths) -> list[Path]:
-    """Run directories (with summary.json) among ``paths``; a directory of runs expands to them."""
-    runs = []
-    for raw in paths:
-        path = Path(raw).expanduser()
+def find_runs(paths, skipped: list | None = None) -> list[Path]:
+    """Run directories (with summary.json) among ``paths``; a directory of runs expands to them.
+
+    A path that is neither is an error, except among several paths when ``skipped`` is a list: a shell
+    glob such as ``runs/*`` also matches what is not a run (the README's own tour writes an ensemble's
+    eval output, runs/t12-eval, beside the runs), so it is left out and a note naming it appended to
+    ``skipped``. A path that does not exist is always an error (a typo, not a glob), and so is a
+    selection without a single run.
+    """
+    paths = [Path(raw).expanduser() for raw in paths]
+    runs, notes = [], []
+    for path in paths:
         if (path / "summary.json").is_file():
             runs.append(path)
-        elif path.is_dir():
-            found = sorted(p.parent for p in path.glob("*/summary.json"))
-            if not found:
-                raise UserError(f"{path} is neither a run (no summary.json) nor a directory of runs: "
-                                "give run directories written by `tinylm train`")
-            runs.extend(found)
-        else:
+            continue
+        if not path.exists():
             raise UserError(f"{path} does not exist: give run directories written by `tinylm train`")
+        found = sorted(p.parent for p in path.glob("*/summary.json")) if path.is_dir() else []
+        if found:
+            runs.extend(found)
+        elif skipped is not None and len(paths) > 1:
+            notes.append(f"left out {path}: not a run (no summary.json) nor a directory of runs")
+        else:
+            raise UserError(f"{path} is neither a run (no summary.json) nor a directory of runs: "
+                            "give run directories written by `tinylm train`")
     if not runs:
-        raise UserError("no runs given: tinylm compare RUN_DIR [RUN_DIR ...]")
+        named = ", ".join(map(str, paths[:4])) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+        raise UserError("no runs given: tinylm compare RUN_DIR [RUN_DIR ...]" if not paths else
+                        f"none of {named} is a run (no summary.json) or a directory of runs: give run "
+                        "directories written by `tinylm train`")
+    if skipped is not None:
+        skipped.extend(notes)
     return runs
 
 
