@@ -38,10 +38,7 @@ def run(args) -> int:
     for g in groups[1:]:
         g["vs_first"] = compare(g["values"], reference["values"])
     if args.plot:
-        try:
-            from tinylm.runs.spread import plot_spread
-        except ImportError:
-            raise UserError("--plot needs matplotlib, a dependency of tinylm missing here: pip install matplotlib") from None
+        from tinylm.runs.spread import plot_spread  # without matplotlib: one line saying how to install it
         plot_spread([(g["group"], g["values"]) for g in groups], args.metric, args.plot)
     if args.json:
         print(json.dumps({"metric": args.metric, "groups": groups}, indent=1))

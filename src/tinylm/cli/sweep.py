@@ -101,10 +101,8 @@ def run(args) -> int:
         return _list(candidates, recipe)
     if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials {args.trials}: give at least 1")
-    try:
-        from tinylm.sweep.structure_search import structure_sweep
-    except ImportError as e:
-        raise UserError(f"tinylm sweep needs optuna ({e}): pip install 'tinylm[sweep]'") from None
+    # Without optuna this import ends with one line saying how to install it (tinylm.optional).
+    from tinylm.sweep.structure_search import structure_sweep
 
     lo, hi = space.head_band
     n = len(candidates) if args.trials is None else min(args.trials, len(candidates))

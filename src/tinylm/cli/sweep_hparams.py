@@ -27,11 +27,9 @@ def run_hparams(args) -> int:
     if args.budget:  # normalised, so "2k steps" and "2000steps" resume one study
         overrides.append(f"train.duration={parse_duration(args.budget)}")
     recipe = load_recipe(args.recipe, overrides)
-    try:
-        from tinylm.sweep.hparams import BEST_RECIPE, hyperparameter_sweep
-        from tinylm.sweep.stability import REPORT, stability_check, stability_seeds
-    except ImportError as e:
-        raise UserError(f"tinylm sweep needs optuna ({e}): pip install 'tinylm[sweep]'") from None
+    # Without optuna, the first import ends with one line saying how to install it (tinylm.optional).
+    from tinylm.sweep.hparams import BEST_RECIPE, hyperparameter_sweep
+    from tinylm.sweep.stability import REPORT, stability_check, stability_seeds
     from tinylm.sweep.space import load_space
 
     base = recipe.to_dict()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from tinylm.errors import UserError
+from tinylm.optional import require
 
 _BATCH = 1000
 
@@ -26,10 +27,7 @@ def parse_hf_spec(spec: str) -> tuple[str, str | None, str]:
 
 def iter_hf_records(spec: str, text_field: str | None, reader) -> Iterator[str]:
     """Yield the text field of every record; sets ``reader.fingerprint`` to the dataset's fingerprint."""
-    try:
-        import datasets
-    except ImportError as e:
-        raise UserError(f"{spec} needs the `datasets` package; install it with pip install 'tinylm[datasets]'") from e
+    datasets = require("datasets", f"reading {spec}")
     name, config, split = parse_hf_spec(spec)
     try:
         ds = datasets.load_dataset(name, config, split=split)

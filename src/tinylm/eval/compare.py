@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from tinylm.errors import UserError
+from tinylm.optional import require
 
 # Short names for the headline keys that `tinylm eval` writes.
 ALIASES = {"blimp": "blimp_mean", "blimp_filtered": "blimp_filtered_mean", "hellaswag": "hellaswag_acc"}
@@ -167,9 +168,8 @@ def _median(values: list[float]) -> float | None:
 def plot_curves(data: dict, path: Path) -> Path:
     """Validation loss (and HellaSwag accuracy, if any run has it) against data["x"], one line per run,
     a large dot at each run's equal-compute point (as the paper's figures)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "tinylm compare --x").use("Agg")
+    plt = require("matplotlib.pyplot", "tinylm compare --x")
 
     panels = ["val_loss"] + (["hellaswag_acc"] if any(r["hellaswag_acc"] for r in data["runs"]) else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)

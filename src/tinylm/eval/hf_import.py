@@ -14,16 +14,13 @@ import json
 from pathlib import Path
 
 from tinylm.errors import UserError
+from tinylm.optional import require
 
 _ROLES = ("bos", "eos", "pad", "unk", "cls", "sep", "mask")
 
 
 def transformers_module():
-    try:
-        import transformers
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise UserError("reading or writing transformers models needs transformers: pip install 'tinylm[hf]'") from exc
-    return transformers
+    return require("transformers", "reading or writing a transformers model directory")
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ import torch
 
 from tinylm.errors import UserError
 from tinylm.models.config import ModelConfig
+from tinylm.optional import require
 
 _HF_ACT = {"silu": "silu", "gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "relu": "relu"}
 _FROM_HF_ACT = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_tanh",
@@ -23,11 +24,7 @@ _FROM_HF_ACT = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "ge
 
 
 def _transformers():
-    try:
-        import transformers
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise UserError("Hugging Face export/import needs transformers: pip install 'tinylm[hf]'") from exc
-    return transformers
+    return require("transformers", "converting a model to or from transformers")
 
 
 def _require(ok: bool, cfg: ModelConfig, what: str, fix: str) -> None:

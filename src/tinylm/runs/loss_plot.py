@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinylm.errors import UserError
+from tinylm.optional import require
 from tinylm.runs.curves import curve
 
 
@@ -22,10 +23,9 @@ def plot_loss(run_dir, path=None) -> Path:
     if not train and not val:
         raise UserError(f"{run_dir / 'metrics.jsonl'} has no loss logged yet: train the run for a few steps first")
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    require("matplotlib", "the loss plot").use("Agg")
+    plt = require("matplotlib.pyplot", "the loss plot")
+    MaxNLocator = require("matplotlib.ticker", "the loss plot").MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.5, 4.0))
     # Markers as well as lines: a short run may have logged a single point of each.

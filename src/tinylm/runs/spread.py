@@ -11,7 +11,9 @@ import random
 from pathlib import Path
 
 # A bare Figure renders with the Agg canvas and leaves pyplot (a notebook's backend) alone.
-from matplotlib.figure import Figure
+from tinylm.optional import require
+
+Figure = require("matplotlib.figure", "tinylm seeds --plot").Figure
 
 
 def plot_spread(groups: list[tuple[str, list[float]]], metric: str, path: Path, title: str | None = None) -> Path:

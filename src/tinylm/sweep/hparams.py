@@ -15,13 +15,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import optuna
 import yaml
 
+from tinylm.optional import require
 from tinylm.sweep.space import Param, space_overrides
 from tinylm.sweep.study import StudyResult, run_study
 from tinylm.train.duration import parse_duration
 from tinylm.train.recipe import apply_overrides, recipe_from_dict
+
+optuna = require("optuna", "tinylm sweep")
 
 log = logging.getLogger(__name__)
 

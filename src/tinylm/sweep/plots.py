@@ -11,10 +11,11 @@ from pathlib import Path
 
 # A bare Figure renders with the Agg canvas and touches no pyplot state: no display needed, and
 # the backend of a notebook that imported us is left alone.
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
+from tinylm.optional import require
 from tinylm.sweep.structures import StructureSpace
+
+Figure = require("matplotlib.figure", "the structure sweep's heads-vs-layers plot").Figure
+MaxNLocator = require("matplotlib.ticker", "the structure sweep's heads-vs-layers plot").MaxNLocator
 
 
 def best_per_depth(rows: list[dict]) -> dict[int, dict]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import optuna
-
+from tinylm.errors import UserError
+from tinylm.optional import require
 from tinylm.sweep.structures import StructureSpace, check_candidates, depth_balanced_order, model_section
 from tinylm.sweep.study import StudyResult, run_study
+
+optuna = require("optuna", "tinylm sweep")
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,8 @@ def structure_sweep(base: dict, out_dir: Path, space: StructureSpace, n_trials: 
     if result.ranking:
         try:
             from tinylm.sweep.plots import plot_heads_vs_layers
-        except ImportError:
-            log.warning("matplotlib, a dependency of tinylm, is missing: no heads-vs-layers.png (pip install matplotlib)")
+        except UserError as e:  # matplotlib missing: the ranking is written, the figure is not
+            log.warning("no heads-vs-layers.png: %s", e)
         else:
             plot_heads_vs_layers(result.ranking, space, Path(out_dir) / "heads-vs-layers.png")
     return result

@@ -32,14 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import optuna
-from optuna.trial import TrialState
-
 from tinylm.errors import UserError
+from tinylm.optional import require
 from tinylm.runs.execute import execute
 from tinylm.train.build import open_store
 from tinylm.train.distributed import World
 from tinylm.train.recipe import apply_overrides, diff_recipes, recipe_from_dict
+
+optuna = require("optuna", "tinylm sweep")
+TrialState = optuna.trial.TrialState
 
 log = logging.getLogger(__name__)
 
