@@ -49,22 +49,29 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
     `on_start(run)` (once the methods have started; not for a run already complete), `on_step(run,
     record)` and `on_eval(run, metrics)` let a caller watch (progress bars) or steer (a sweep's
     pruner ends a poor trial with `run.finish`) without a recipe method.
+
+    Times: `wall_s` is the run's whole wall time, all its sessions together (carried in the
+    checkpoints), `session_wall_s` the last session that trained. A run already complete trains
+    nothing and keeps the times its summary has.
     """
     started = time.time()
     run = build_run(recipe, out_dir, resume=resume, force=force)
+    run.session_start = started  # building (opening the store, loading the checkpoint) is part of the session
+    trains = run.step < run.total_steps
     with stop_on_interrupt(run):
-        if run.step < run.total_steps:
-            last = train(run, on_step=on_step, on_eval=on_eval, on_start=on_start)
-        else:
-            last = _finished(out_dir)
+        last = train(run, on_step=on_step, on_eval=on_eval, on_start=on_start) if trains else _finished(out_dir)
     summary = {
         "name": recipe.name, "out_dir": str(out_dir), "complete": run.step >= run.total_steps,
         "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, "flops": run.flops,
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "val_loss": last.get("val_loss"), "val_ppl": last.get("val_ppl"), "loss": last.get("loss"),
         "device": str(run.device), **run.precision_choice.to_dict(),  # precision (resolved), precision_requested, why
-        "processes": run.world.size, "wall_s": round(time.time() - started, 2),
+        "processes": run.world.size, "wall_s": round(run.wall_s, 2),
+        "session_wall_s": round(time.time() - started, 2),
     }
+    if not trains:  # nothing trained now: the times stay those of the sessions that did
+        summary["wall_s"] = last.get("wall_s", round(run.wall_before, 2))
+        summary["session_wall_s"] = last.get("session_wall_s")
     if run.world.is_main:
         write_json(Path(out_dir) / "summary.json", summary)
     run.metrics.close()

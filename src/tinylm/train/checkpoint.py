@@ -40,7 +40,7 @@ def _set_rng_state(state: dict) -> None:
 def run_state(run) -> dict:
     return {
         "counters": {"step": run.step, "tokens": run.tokens, "flops": run.flops, "finished_early": run.finished_early,
-                     "total_steps": run.total_steps},
+                     "total_steps": run.total_steps, "wall_s": run.wall_s},
         "hparams": dict(run.hparams),
         "lr_scales": dict(run.lr_scales),
         "schedule": run.schedule.state_dict(),
@@ -137,6 +137,7 @@ def restore(run, ckpt: Path) -> None:
     run.load_optimizer_state(state["optimizer"])
     c = state["counters"]
     run.step, run.tokens, run.flops = int(c["step"]), int(c["tokens"]), float(c["flops"])
+    run.wall_before = float(c.get("wall_s", 0.0))  # absent in checkpoints written before it was kept
     if c["finished_early"]:  # a method ended the run: it stays ended
         run.total_steps, run.finished_early = int(c["step"]), True
     run.schedule.load_state_dict(state["schedule"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -72,6 +73,10 @@ class Run:
         self.tokens = 0        # tokens trained on, all processes together
         self.flops = 0.0       # cumulative training FLOPs, all processes together
         self.stop_requested = False
+        # Wall time: the sessions before this one (up to the checkpoint resumed from, carried in it) plus
+        # this one since `session_start` (execute moves it back to when the session began).
+        self.wall_before = 0.0
+        self.session_start = time.time()
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl" if self.out_dir and self.world.is_main else None)
         t = recipe.train
         self.schedule = Schedule(t.schedule, t.warmup, t.min_lr_ratio, 0, total_steps)
@@ -90,6 +95,11 @@ class Run:
         self._refresh()
 
     # -- derived state -------------------------------------------------------------------------
+    @property
+    def wall_s(self) -> float:
+        """Seconds this run has taken, all its sessions together (what a summary's `wall_s` says)."""
+        return self.wall_before + (time.time() - self.session_start)
+
     @property
     def tokens_per_step(self) -> int:
         t = self.recipe.train
