@@ -1,9 +1,25 @@
-"""What a new user trips over in the first hour (issue 22): wall time over sessions."""
+"""What a new user trips over in the first hour (issue 22): resuming with nothing but the run directory,
+a config.yaml that says what ran, wall time over sessions."""
 
+import contextlib
+import io
 import json
+import shlex
 
+import pytest
+import yaml
+
+import tinylm.runs.execute as execute_module
+from tinylm.cli.main import main
 from tinylm.runs.execute import execute
 from tinylm.train.recipe import load_recipe
+
+
+def run_cli(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
 
 
 def stop_at(step):
@@ -11,6 +27,85 @@ def stop_at(step):
         if run.step == step:
             run.stop_requested = True
     return on_step
+
+
+# ------------------------------------------------------------------ 1. the resume hint and --resume alone
+def test_the_printed_hint_resumes_a_run_started_with_overrides(tiny_recipe, tmp_path, monkeypatch):
+    real = execute_module.execute
+
+    def interrupted(recipe, out, **kwargs):  # as if Ctrl-C came at step 10
+        return real(recipe, out, **{**kwargs, "on_step": stop_at(10)})
+
+    monkeypatch.setattr(execute_module, "execute", interrupted)
+    out = tmp_path / "my run"  # a space: the hint must quote it
+    code, stdout, _ = run_cli(["train", str(tiny_recipe()), "--out", str(out), "--quiet", "--set", "train.duration=30",
+                               "--set", "train.lr=0.01", "--set", "eval.every=0"])
+    assert code == 130
+    hint = stdout.split("continue with: ", 1)[1].strip()
+    assert hint == f"tinylm train --out {shlex.quote(str(out))} --resume"
+    monkeypatch.setattr(execute_module, "execute", real)
+
+    code, stdout, err = run_cli(shlex.split(hint)[1:] + ["--quiet"])
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["steps"] == 30
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["train"]["lr"] == 0.01 and config["eval"]["every"] == 0
+
+
+def test_resume_without_a_recipe_compares_its_overrides_with_the_run(tiny_recipe, tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(["train", str(tiny_recipe()), "--out", str(out), "--quiet", "--set", "train.duration=20"])[0] == 0
+    code, _, err = run_cli(["train", "--out", str(out), "--resume", "--quiet", "--set", "train.duration=30"])
+    assert code == 2 and "train.duration" in err and "--force" in err
+    code, _, err = run_cli(["train", "--out", str(out), "--resume", "--quiet", "--set", "train.duration=30", "--force"])
+    assert code == 0, err
+    assert json.loads((out / "summary.json").read_text())["steps"] == 30
+
+
+@pytest.mark.parametrize("argv, needle", [(["train"], "--resume"),
+                                          (["train", "--resume"], "--out DIR"),
+                                          (["train", "--out", "{tmp}/nothing", "--resume"], "no config.yaml")])
+def test_resume_without_a_recipe_says_what_is_missing(one_line_error, tmp_path, argv, needle):
+    one_line_error([a.replace("{tmp}", str(tmp_path)) for a in argv], needle)
+    assert not (tmp_path / "nothing").exists()
+
+
+# ------------------------------------------------------------------ 3. config.yaml says what ran
+@pytest.fixture(scope="module")
+def bpe_store(tmp_path_factory, book):
+    """A store with a trained BPE tokenizer, so `data.tokenizer`'s default (gpt2) is not what it holds."""
+    from tinylm.data import prepare_store
+
+    src = tmp_path_factory.mktemp("corpus") / "alice.txt"
+    src.write_text(book("AliceInWonderland")[:40_000])
+    out = tmp_path_factory.mktemp("stores") / "alice-bpe"
+    prepare_store([str(src)], "bpe:400", out, val_fraction=0.2, seed=3, docs="paragraph")
+    return out
+
+
+def test_config_yaml_records_the_store_tokenizer_not_the_default(tiny_recipe, tmp_path, bpe_store, monkeypatch):
+    monkeypatch.chdir(bpe_store.parent)
+    path = tiny_recipe(data={"store": bpe_store.name}, train={"duration": "10 steps"}, eval={"every": 0})
+    out = tmp_path / "run"
+    execute(load_recipe(str(path)), out)
+    data = yaml.safe_load((out / "config.yaml").read_text())["data"]
+    assert data["tokenizer"] == "bpe:400"
+    assert (data["docs"], data["val_fraction"], data["split_seed"]) == ("paragraph", 0.2, 3)  # the store's
+    assert data["store"] == str(bpe_store.resolve())  # resumable from any directory
+    assert data["mlm_probability"] is None  # a decoder's windows mask nothing
+    # The same recipe (unresolved, relative path) resumes without --force; so does a config.yaml written
+    # before recipes were resolved (the default tokenizer in it), and so does no recipe at all.
+    execute(load_recipe(str(path), ["train.duration=12"]), out, resume=True, force=True)
+    execute(load_recipe(str(path), ["train.duration=12"]), out, resume=True)
+    old = yaml.safe_load((out / "config.yaml").read_text())
+    old["data"].update(tokenizer="gpt2", store=bpe_store.name, docs="paragraph", val_fraction=0.05, split_seed=0,
+                       mlm_probability=0.15)
+    (out / "config.yaml").write_text(yaml.safe_dump(old))
+    execute(load_recipe(str(path), ["train.duration=12"]), out, resume=True)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["train", "--out", str(out), "--resume", "--quiet"])
+    assert code == 0, err
 
 
 # ------------------------------------------------------------------ 4. wall time over sessions

@@ -1,4 +1,9 @@
 """`tinylm train RECIPE --out DIR [--set key=value ...] [--resume] [--force] [--seeds N|A,B,C]`
+`tinylm train --out DIR --resume [--set key=value ... --force]`
+
+To continue a stopped run, its directory is enough: the run's own config.yaml (the resolved recipe,
+`--set` values included) is the recipe. A recipe given with --resume is compared with it; a
+difference is refused unless --force.
 
 With --seeds, the recipe is trained once per seed into OUT/seed{N}/ and OUT/seeds-summary.json
 gets each seed's final and best validation loss with their mean ± sample std. Each seed sets both
@@ -16,11 +21,14 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a model from a recipe (YAML file or bundled name)",
                        description=__doc__)
-    p.add_argument("recipe", help="path to a recipe YAML, or a bundled recipe name (`tinylm models --recipes`)")
+    p.add_argument("recipe", nargs="?",
+                   help="path to a recipe YAML, or a bundled recipe name (`tinylm models --recipes`); "
+                        "with --resume it may be left out (the run's config.yaml is the recipe)")
     p.add_argument("--out", help="run directory (default: runs/<recipe name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set train.lr=3e-4 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its latest checkpoint (`tinylm train --out DIR --resume`)")
     p.add_argument("--force", action="store_true", help="resume even though the recipe changed")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--seeds", metavar="N|A,B,C",
@@ -30,11 +38,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import shlex
+
     from tinylm.cli.progress import TrainingProgress
     from tinylm.runs.execute import execute
-    from tinylm.train.recipe import load_recipe
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = _recipe(args)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     if args.seeds is not None:
         return _seeds(args, recipe, out)
@@ -48,13 +57,35 @@ def run(args) -> int:
         return 0 if summary["complete"] else 130
     if not summary["complete"]:
         print(f"stopped at step {summary['steps']}/{summary['total_steps']}; continue with: "
-              f"tinylm train {args.recipe} --out {out} --resume")
+              f"tinylm train --out {shlex.quote(str(out))} --resume")
         return 130
     val = summary.get("val_loss")
     print(f"run {out}: {summary['steps']} steps, {summary['tokens']:,} tokens, "
           f"val loss {val:.4f}" if val is not None else f"run {out}: {summary['steps']} steps")
     print(f"metrics: {out / 'metrics.jsonl'}  summary: {out / 'summary.json'}")
     return 0
+
+
+def _recipe(args):
+    """The recipe named on the command line, or with --resume and none named, the run's own config.yaml."""
+    from tinylm.errors import UserError
+    from tinylm.train.build import recipe_for_run
+    from tinylm.train.recipe import load_recipe
+
+    if args.recipe is not None:
+        return load_recipe(args.recipe, args.overrides)
+    if not args.resume:
+        raise UserError("give a recipe (a YAML file or a bundled name: `tinylm models --recipes`), or continue a "
+                        "run with `tinylm train --out DIR --resume`")
+    if args.seeds is not None:
+        raise UserError("--seeds needs the recipe the study was started with: tinylm train RECIPE --out DIR "
+                        "--seeds ... (re-running it continues the study)")
+    if not args.out:
+        raise UserError("--resume without a recipe needs the run directory: tinylm train --out DIR --resume")
+    if not (Path(args.out) / "config.yaml").is_file():
+        raise UserError(f"{args.out} holds no run to resume (no config.yaml): give a directory written by "
+                        "`tinylm train`, or a recipe without --resume to start a run there")
+    return recipe_for_run(args.out, args.overrides)
 
 
 def _seeds(args, recipe, out: Path) -> int:

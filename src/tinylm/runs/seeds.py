@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from tinylm.errors import UserError
 from tinylm.runs.execute import execute
 from tinylm.runs.stats import describe
+from tinylm.train.build import run_changes
 from tinylm.train.checkpoint import latest_checkpoint
 from tinylm.train.metrics import read_metrics
-from tinylm.train.recipe import apply_overrides, diff_recipes, recipe_from_dict
+from tinylm.train.recipe import apply_overrides, recipe_from_dict
 from tinylm.train.serialize import write_json
 
 SEED_KEYS = ("train.seed", "data.seed")  # init (weights, dropout) and data order; eval.seed stays
@@ -94,7 +93,7 @@ def train_seeds(base: dict, out_dir: Path, seeds: list[int], *, pinned: tuple[st
     for seed in seeds:
         recipe = recipe_from_dict(seed_recipe(base, seed, pinned))
         run_dir = out_dir / f"seed{seed}"
-        state = _state(run_dir, recipe.to_dict(), force)
+        state = _state(run_dir, recipe, force)
         if on_seed:
             on_seed(seed, run_dir, state)
         if state == "done":
@@ -113,16 +112,11 @@ def train_seeds(base: dict, out_dir: Path, seeds: list[int], *, pinned: tuple[st
     return result
 
 
-def _state(run_dir: Path, wanted: dict, force: bool) -> str:
+def _state(run_dir: Path, wanted, force: bool) -> str:
     """done (finished with this recipe), resume (a checkpoint is there), or new (nothing worth keeping)."""
     if latest_checkpoint(run_dir) is None:  # never reached a checkpoint: it starts again, any recipe
         return "new"
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    try:
-        saved = recipe_from_dict(saved).to_dict()  # keys added since, at their defaults, are no change
-    except UserError:
-        pass
-    changed = diff_recipes(saved, wanted)
+    changed = run_changes(run_dir, wanted)  # both resolved, as `train --resume` compares them
     if changed and not force:
         raise UserError(f"{run_dir} was trained with a different recipe (changed: {', '.join(changed)}): run the "
                         "same recipe and --set values again, choose another --out, or pass --force to continue it")

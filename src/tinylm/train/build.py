@@ -20,7 +20,7 @@ from tinylm.train import distributed
 from tinylm.train.batches import training_batches, validation_batches
 from tinylm.train.checkpoint import latest_checkpoint, load_weights, read_model_config, restore
 from tinylm.train.duration import parse_duration
-from tinylm.train.recipe import Recipe, diff_recipes, recipe_from_dict
+from tinylm.train.recipe import Recipe, apply_overrides, diff_recipes, recipe_from_dict
 from tinylm.train.run import Run
 
 log = logging.getLogger(__name__)
@@ -155,23 +155,66 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def resolved_recipe(recipe: Recipe) -> Recipe:
+    """The recipe as it will run, for `config.yaml`: reports, sweeps and resumes read it as the truth.
+
+    A recipe on a prepared store (`data.store`) gets the store's own tokenizer and preparation
+    options from its meta.json (the section's defaults, `tokenizer: gpt2` among them, never applied
+    to it) and the store's absolute path (so the run resumes from any directory); the MLM masking
+    rate is dropped (None) when the sampler is not `mlm`. Idempotent; opens the store only to read.
+    Not resolved: `train.precision`/`train.device: auto` (chosen per machine on every start and
+    resume; summary.json says what they became) and `model.vocab_size: auto` (the store's, which
+    is recorded).
+    """
+    data = recipe.data
+    changes = {}
+    if data.store is not None:
+        from tinylm.data import TokenStore
+        store = TokenStore.open(os.path.expandvars(os.path.expanduser(data.store)))
+        options = store.meta.get("options", {})
+        changes = {"store": os.path.abspath(store.path), "tokenizer": store.meta["tokenizer"].get("name"),
+                   "docs": options.get("docs"), "val_fraction": options.get("val_fraction"),
+                   "split_seed": options.get("seed")}
+    if data.sampler != "mlm":
+        changes["mlm_probability"] = None
+    return dataclasses.replace(recipe, data=dataclasses.replace(data, **changes))
+
+
 def _resolved_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.to_dict(), sort_keys=False)
 
 
+def saved_recipe(out_dir: Path) -> Recipe | None:
+    """A run directory's `config.yaml` as a Recipe resolved like a new one (None if it no longer loads).
+
+    Keys added to tinylm since the run started come in at their defaults (no difference), and a
+    config.yaml written before recipes were resolved compares equal to its resolved self.
+    """
+    try:
+        saved = recipe_from_dict(yaml.safe_load((Path(out_dir) / "config.yaml").read_text()))
+        return resolved_recipe(saved)
+    except UserError:  # e.g. the store it names has moved: compare as written
+        return None
+
+
+def run_changes(out_dir: Path, recipe: Recipe) -> list[str]:
+    """The keys in which `recipe` differs from the run in `out_dir` (both resolved)."""
+    saved = saved_recipe(out_dir)
+    old = saved.to_dict() if saved is not None else yaml.safe_load((Path(out_dir) / "config.yaml").read_text())
+    return diff_recipes(old, resolved_recipe(recipe).to_dict())
+
+
 def check_resume(out_dir: Path, recipe: Recipe, force: bool) -> None:
-    saved = yaml.safe_load((out_dir / "config.yaml").read_text())
-    try:  # a key added to tinylm since the run started, at its default, is no difference
-        saved = recipe_from_dict(saved).to_dict()
-    except UserError:
-        pass
-    differ = diff_recipes(saved, recipe.to_dict())
+    differ = run_changes(out_dir, recipe)
     if differ and not force:
-        raise UserError(f"the recipe differs from the run's in {', '.join(differ)}: resume with the same recipe, "
+        raise UserError(f"the recipe differs from the run's in {', '.join(differ)}: resume with the same recipe "
+                        f"(or none: `tinylm train --out {out_dir} --resume` reads the run's config.yaml), "
                         "or pass --force to resume with the new values")
 
 
 def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False, force: bool = False) -> Run:
+    """A Run of `recipe` (resolved: `resolved_recipe`), fresh or resumed from `out_dir`'s latest checkpoint."""
+    recipe = resolved_recipe(recipe)
     world = distributed.init_world("cuda" if torch.cuda.is_available() and recipe.train.device != "cpu" else "cpu")
     device = pick_device(recipe.train.device, world)
     if device.type == "cuda":
@@ -218,9 +261,9 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     return run
 
 
-def recipe_for_run(out_dir: Path) -> Recipe:
-    """The resolved recipe a run directory was trained with."""
+def recipe_for_run(out_dir: Path, overrides: list[str] | None = None) -> Recipe:
+    """The resolved recipe a run directory was trained with (its config.yaml), with `--set` overrides."""
     path = Path(out_dir) / "config.yaml"
     if not path.exists():
         raise UserError(f"{out_dir} is not a tinylm run (no config.yaml): give a run directory from `tinylm train`")
-    return recipe_from_dict(yaml.safe_load(path.read_text()))
+    return recipe_from_dict(apply_overrides(yaml.safe_load(path.read_text()), overrides or []))
