@@ -1,5 +1,5 @@
 """What a new user trips over in the first hour (issue 22): resuming with nothing but the run directory,
-a config.yaml that says what ran, wall time over sessions."""
+a shortened run's schedule, a config.yaml that says what ran, wall time over sessions."""
 
 import contextlib
 import io
@@ -12,6 +12,7 @@ import yaml
 import tinylm.runs.execute as execute_module
 from tinylm.cli.main import main
 from tinylm.runs.execute import execute
+from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 
 
@@ -69,6 +70,37 @@ def test_resume_without_a_recipe_compares_its_overrides_with_the_run(tiny_recipe
 def test_resume_without_a_recipe_says_what_is_missing(one_line_error, tmp_path, argv, needle):
     one_line_error([a.replace("{tmp}", str(tmp_path)) for a in argv], needle)
     assert not (tmp_path / "nothing").exists()
+
+
+# ------------------------------------------------------------------ 2. --force with a new length
+def lrs(out):
+    return {r["step"]: r["lr"] for r in read_metrics(out / "metrics.jsonl") if "lr" in r and "event" not in r}
+
+
+@pytest.mark.parametrize("new_total", [20, 60])
+def test_a_forced_new_duration_relays_the_schedule(tiny_recipe, tmp_path, new_total):
+    path = tiny_recipe(train={"log_every": 1}, eval={"every": 0}, checkpoint={"every": 0})
+    out = tmp_path / "run"
+    execute(load_recipe(str(path), ["train.duration=40"]), out, on_step=stop_at(10))
+    summary = execute(load_recipe(str(path), [f"train.duration={new_total}"]), out, resume=True, force=True)
+    assert summary["complete"] and summary["steps"] == new_total
+    lr = lrs(out)
+    peak = 3e-3
+    for step in range(11, new_total + 1):  # linear to zero over the *new* length (lr logged for step - 1)
+        assert lr[step] == pytest.approx(peak * (1 - (step - 1) / new_total)), step
+    assert lr[10] == pytest.approx(peak * (1 - 9 / 40))  # before the change: the old length
+    event = [r for r in read_metrics(out / "metrics.jsonl") if r.get("event") == "schedule_length"]
+    assert [(e["old_total_steps"], e["total_steps"], e["step"]) for e in event] == [(40, new_total, 10)]
+
+
+def test_a_resume_of_the_same_length_leaves_the_schedule(tiny_recipe, tmp_path):
+    path = tiny_recipe(train={"log_every": 1}, eval={"every": 0}, checkpoint={"every": 0})
+    out = tmp_path / "run"
+    recipe = load_recipe(str(path), ["train.duration=20"])
+    execute(recipe, out, on_step=stop_at(5))
+    execute(recipe, out, resume=True)
+    assert not [r for r in read_metrics(out / "metrics.jsonl") if r.get("event") == "schedule_length"]
+    assert lrs(out)[20] == pytest.approx(3e-3 * (1 - 19 / 20))
 
 
 # ------------------------------------------------------------------ 3. config.yaml says what ran

@@ -29,7 +29,10 @@ def register(sub) -> None:
                    help="override a recipe key, e.g. --set train.lr=3e-4 (repeatable)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest checkpoint (`tinylm train --out DIR --resume`)")
-    p.add_argument("--force", action="store_true", help="resume even though the recipe changed")
+    p.add_argument("--force", action="store_true",
+                   help="resume even though the recipe changed; the new values rule from the resumed step on, and a "
+                        "new train.duration re-lays the learning-rate schedule over the new length (the rate "
+                        "moves to the new curve's value at that step and still reaches its end value at the new end)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--seeds", metavar="N|A,B,C",
                    help="train once per seed into OUT/seed{N}/: a count (5 = seeds 0..4) or a list (3,7,11); "

@@ -212,6 +212,22 @@ def check_resume(out_dir: Path, recipe: Recipe, force: bool) -> None:
                         "or pass --force to resume with the new values")
 
 
+def follow_new_length(run: Run, ckpt: Path) -> None:
+    """`--resume --force` with a new `train.duration`: the learning-rate schedule follows the new length.
+
+    The checkpoint's schedule was laid out over the old length, and every other schedule key
+    (shape, warmup, min_lr_ratio) already comes from the new recipe; so a shortened run would end
+    at a high learning rate (lr 1.3e-3 at step 6 of 6 after 300 -> 6) and a lengthened one decay to
+    zero at the old end. A cycle a method started (sleep, forget) is the method's and stays.
+    """
+    state = json.loads((Path(ckpt) / "state.json").read_text())
+    old_total = int(state["counters"]["total_steps"])
+    s = run.schedule
+    if run.total_steps != old_total and not run.finished_early and (s.cycle_start, s.cycle_length) == (0, max(1, old_total)):
+        s.restart(0, run.total_steps)
+        run.log_event("schedule_length", old_total_steps=old_total, total_steps=run.total_steps)
+
+
 def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False, force: bool = False) -> Run:
     """A Run of `recipe` (resolved: `resolved_recipe`), fresh or resumed from `out_dir`'s latest checkpoint."""
     recipe = resolved_recipe(recipe)
@@ -254,6 +270,7 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     run.store = store
     if ckpt is not None:
         restore(run, ckpt)
+        follow_new_length(run, ckpt)
     if out_dir is not None and world.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(_resolved_yaml(recipe))  # on --force the new values rule
