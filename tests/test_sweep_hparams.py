@@ -143,6 +143,17 @@ def test_a_sweep_continues_its_study_and_writes_the_best_recipe(base, tmp_path, 
         hyperparameter_sweep(base, tmp_path / "hp", other, 6, seed=1)
 
 
+def test_workers_of_one_study_may_differ_in_threads_not_in_the_recipe(base, tmp_path, monkeypatch):
+    calls = []
+    _fake_execute(monkeypatch, calls)
+    params = parse_space({"train.lr": {"low": 1e-4, "high": 1e-2, "log": True}}, base)
+    hyperparameter_sweep(base, tmp_path / "hp", params, 1, seed=1)
+    one_thread = apply_overrides(base, ["train.threads=1"])  # another worker on a shared machine
+    assert hyperparameter_sweep(one_thread, tmp_path / "hp", params, 2, seed=1).executed == 1
+    with pytest.raises(UserError, match="changed: train.warmup"):
+        hyperparameter_sweep(apply_overrides(base, ["train.warmup=3"]), tmp_path / "hp", params, 3, seed=1)
+
+
 def test_stability_says_whether_the_edge_survives():
     trial = {"trial": 7, "overrides": ["train.lr=0.002"], "val_loss": 3.90}
     clear = stability_report([4.00, 4.02, 4.01], [4.30, 4.28, 4.33], [1, 2, 3], trial)

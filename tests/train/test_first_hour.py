@@ -1,19 +1,27 @@
-"""What a new user trips over in the first hour (issue 22): resuming with nothing but the run directory,
-a shortened run's schedule, a config.yaml that says what ran, wall time over sessions."""
+"""What a new user trips over in the first hour (issue 22, items 1-5): resuming with nothing but the run
+directory, a shortened run's schedule, a config.yaml that says what ran, wall time over sessions, and
+torch's thread count per run."""
 
 import contextlib
 import io
 import json
+import os
 import shlex
 
 import pytest
+import torch
 import yaml
 
 import tinylm.runs.execute as execute_module
 from tinylm.cli.main import main
 from tinylm.runs.execute import execute
+from tinylm.train.checkpoint import latest_checkpoint
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
+
+
+def available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def run_cli(argv):
@@ -162,3 +170,47 @@ def test_wall_time_adds_up_over_sessions_and_a_rerun_keeps_it(tiny_recipe, tmp_p
     on_disk = json.loads((out / "summary.json").read_text())
     assert (again["wall_s"], again["session_wall_s"]) == (second["wall_s"], second["session_wall_s"])
     assert (on_disk["wall_s"], on_disk["session_wall_s"]) == (second["wall_s"], second["session_wall_s"])
+
+
+# ------------------------------------------------------------------ 5. train.threads
+@pytest.mark.skipif(available_cpus() < 2, reason="needs two CPUs to tell 2 threads from the tests' 1")
+def test_a_run_uses_the_threads_its_recipe_gives_and_puts_them_back(tiny_recipe, tmp_path):
+    before = torch.get_num_threads()
+    assert before == 1  # tests/conftest.py
+    seen = []
+    recipe = load_recipe(str(tiny_recipe(train={"duration": "3 steps", "threads": 2}, eval={"every": 0})))
+    execute(recipe, tmp_path / "two", on_start=lambda run: seen.append(torch.get_num_threads()))
+    execute(load_recipe(str(tiny_recipe(train={"duration": "3 steps"}, eval={"every": 0}))), tmp_path / "default",
+            on_start=lambda run: seen.append(torch.get_num_threads()))
+    assert seen == [2, before]  # 0 (the default) leaves the process's count as it is
+    assert torch.get_num_threads() == before
+    assert yaml.safe_load((tmp_path / "two" / "config.yaml").read_text())["train"]["threads"] == 2
+
+
+def test_threads_can_change_on_resume_without_force(tiny_recipe, tmp_path):
+    path = tiny_recipe(train={"duration": "10 steps"}, eval={"every": 0})
+    execute(load_recipe(str(path)), tmp_path / "run", on_step=stop_at(4))
+    summary = execute(load_recipe(str(path), ["train.threads=1"]), tmp_path / "run", resume=True)
+    assert summary["complete"]
+
+
+def test_threads_negative_or_beyond_the_cpus_is_one_line(one_line_error, tiny_recipe, tmp_path):
+    out = tmp_path / "r"
+    one_line_error(["train", str(tiny_recipe()), "--out", str(out), "--set", "train.threads=-1"], "train.threads",
+                   "-1", "0")
+    too_many = available_cpus() + 1
+    one_line_error(["train", str(tiny_recipe()), "--out", str(out), "--set", f"train.threads={too_many}"],
+                   f"train.threads` is {too_many}", f"{available_cpus()} CPUs", f"at most {available_cpus()}")
+    assert not out.exists()
+    assert latest_checkpoint(out) is None
+
+
+def test_the_experiments_divide_the_cores_among_their_processes():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "common.py"
+    spec = importlib.util.spec_from_file_location("experiments_common", path)
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    assert [common.threads_per_job(jobs, 16) for jobs in (1, 2, 3, 16, 40)] == [16, 8, 5, 1, 1]

@@ -13,6 +13,8 @@ import signal
 import time
 from pathlib import Path
 
+import torch
+
 from tinylm.train.build import build_run
 from tinylm.train.loop import train
 from tinylm.train.recipe import Recipe
@@ -52,14 +54,18 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
 
     Times: `wall_s` is the run's whole wall time, all its sessions together (carried in the
     checkpoints), `session_wall_s` the last session that trained. A run already complete trains
-    nothing and keeps the times its summary has.
+    nothing and keeps the times its summary has. torch's thread count (`train.threads`) is put back
+    as it was, so the next recipe of a sweep or seed study in this process starts from the same.
     """
     started = time.time()
     run = build_run(recipe, out_dir, resume=resume, force=force)
     run.session_start = started  # building (opening the store, loading the checkpoint) is part of the session
     trains = run.step < run.total_steps
-    with stop_on_interrupt(run):
-        last = train(run, on_step=on_step, on_eval=on_eval, on_start=on_start) if trains else _finished(out_dir)
+    try:
+        with stop_on_interrupt(run):
+            last = train(run, on_step=on_step, on_eval=on_eval, on_start=on_start) if trains else _finished(out_dir)
+    finally:
+        torch.set_num_threads(run.threads_before)
     summary = {
         "name": recipe.name, "out_dir": str(out_dir), "complete": run.step >= run.total_steps,
         "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, "flops": run.flops,

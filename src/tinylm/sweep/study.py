@@ -37,7 +37,7 @@ from tinylm.optional import require
 from tinylm.runs.execute import execute
 from tinylm.train.build import open_store
 from tinylm.train.distributed import World
-from tinylm.train.recipe import apply_overrides, diff_recipes, recipe_from_dict
+from tinylm.train.recipe import MACHINE_KEYS, apply_overrides, diff_recipes, recipe_from_dict
 
 optuna = require("optuna", "tinylm sweep")
 TrialState = optuna.trial.TrialState
@@ -119,7 +119,9 @@ def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage
     # (`sources:` recipes are prepared into the cache now, once, rather than by the first trial).
     open_store(recipe_from_dict(base), World())
     sampler = sampler or optuna.samplers.TPESampler(seed=seed)
-    study = open_study(out_dir, storage, study_name, sampler, {"recipe": base, **(fingerprint or {})}, pruner)
+    # The machine's keys (train.threads) are each worker's own: workers of one study may differ in them.
+    same_for_all = apply_overrides(base, [f"{key}=0" for key in MACHINE_KEYS])
+    study = open_study(out_dir, storage, study_name, sampler, {"recipe": same_for_all, **(fingerprint or {})}, pruner)
     result = StudyResult(study_name, [])
     current: dict = {}  # the number of the trial this process is running
 

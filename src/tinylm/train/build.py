@@ -20,7 +20,7 @@ from tinylm.train import distributed
 from tinylm.train.batches import training_batches, validation_batches
 from tinylm.train.checkpoint import latest_checkpoint, load_weights, read_model_config, restore
 from tinylm.train.duration import parse_duration
-from tinylm.train.recipe import Recipe, apply_overrides, diff_recipes, recipe_from_dict
+from tinylm.train.recipe import Recipe, apply_overrides, recipe_changes, recipe_from_dict
 from tinylm.train.run import Run
 
 log = logging.getLogger(__name__)
@@ -198,10 +198,10 @@ def saved_recipe(out_dir: Path) -> Recipe | None:
 
 
 def run_changes(out_dir: Path, recipe: Recipe) -> list[str]:
-    """The keys in which `recipe` differs from the run in `out_dir` (both resolved)."""
+    """The keys in which `recipe` differs from the run in `out_dir` (both resolved; machine keys aside)."""
     saved = saved_recipe(out_dir)
     old = saved.to_dict() if saved is not None else yaml.safe_load((Path(out_dir) / "config.yaml").read_text())
-    return diff_recipes(old, resolved_recipe(recipe).to_dict())
+    return recipe_changes(old, resolved_recipe(recipe).to_dict())
 
 
 def check_resume(out_dir: Path, recipe: Recipe, force: bool) -> None:
@@ -210,6 +210,36 @@ def check_resume(out_dir: Path, recipe: Recipe, force: bool) -> None:
         raise UserError(f"the recipe differs from the run's in {', '.join(differ)}: resume with the same recipe "
                         f"(or none: `tinylm train --out {out_dir} --resume` reads the run's config.yaml), "
                         "or pass --force to resume with the new values")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (a container's or taskset's limit, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int) -> None:
+    """`train.threads` above the CPUs this process may use would only oversubscribe them."""
+    cpus = available_cpus()
+    if threads > cpus:
+        raise UserError(f"recipe key `train.threads` is {threads}, more than the {cpus} CPUs this process may use: "
+                        f"give at most {cpus} (0 = torch's default)")
+
+
+def set_threads(threads: int) -> int:
+    """Apply `train.threads` (0: leave torch's count as it is); returns the count before, to restore.
+
+    Why a key: torch gives every process all cores by default, so several runs on one machine fight
+    for them (forgetter-tiny fell from 413 to 44 tokens/s). torch's count is process-global: whoever
+    runs several recipes in one process (a sweep, a seed study) restores it after each (execute).
+    """
+    before = torch.get_num_threads()
+    if threads:
+        check_threads(threads)
+        torch.set_num_threads(threads)
+    return before
 
 
 def follow_new_length(run: Run, ckpt: Path) -> None:
@@ -229,8 +259,13 @@ def follow_new_length(run: Run, ckpt: Path) -> None:
 
 
 def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False, force: bool = False) -> Run:
-    """A Run of `recipe` (resolved: `resolved_recipe`), fresh or resumed from `out_dir`'s latest checkpoint."""
+    """A Run of `recipe` (resolved: `resolved_recipe`), fresh or resumed from `out_dir`'s latest checkpoint.
+
+    Sets torch's thread count to `train.threads` when given; the caller restores `run.threads_before`.
+    """
     recipe = resolved_recipe(recipe)
+    if recipe.train.threads:
+        check_threads(recipe.train.threads)  # before anything is written
     world = distributed.init_world("cuda" if torch.cuda.is_available() and recipe.train.device != "cpu" else "cpu")
     device = pick_device(recipe.train.device, world)
     if device.type == "cuda":
@@ -275,6 +310,7 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(_resolved_yaml(recipe))  # on --force the new values rule
     world.barrier()
+    run.threads_before = set_threads(recipe.train.threads)  # last: nothing after it can fail and leave it set
     return run
 
 

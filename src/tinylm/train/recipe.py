@@ -68,6 +68,8 @@ class TrainSection:
     device: str = "auto"                # auto | cpu | cuda | cuda:N | mps
     seed: int = 0                       # initialisation and dropout (torch's RNG); data order is data.seed
     log_every: int = 10                 # steps between metrics lines
+    threads: int = 0                    # torch threads of this process: 0 = torch's default (every core, right for
+                                        # one run alone); several runs on one machine: cores / runs each
 
 
 @dataclass
@@ -83,6 +85,10 @@ class CheckpointSection:
     every: int = 0                      # steps between checkpoints; 0 = only at the end
     keep: int = 2                       # newest checkpoints kept
 
+
+# Keys that say how this machine runs the recipe, not what the run is (threads set its speed): a resume
+# or the workers of one sweep may differ in them without --force.
+MACHINE_KEYS = ("train.threads",)
 
 SECTIONS = {"data": DataSection, "train": TrainSection, "eval": EvalSection, "checkpoint": CheckpointSection}
 
@@ -192,6 +198,9 @@ def _check(r: Recipe) -> None:
                        "data.seq_len": r.data.seq_len}.items():
         if value < 1:
             raise UserError(f"recipe key `{key}` must be at least 1 (it is {value})")
+    if r.train.threads < 0:  # the upper bound is the machine's and is checked where the run is built
+        raise UserError(f"recipe key `train.threads` is {r.train.threads}: give 0 (torch's default, every core) or "
+                        "a number of threads, e.g. 1 for each of several runs sharing a machine")
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -256,6 +265,11 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
     except yaml.YAMLError as e:
         raise UserError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]}): fix the file") from e
     return recipe_from_dict(apply_overrides(data, overrides or []))
+
+
+def recipe_changes(old: dict, new: dict) -> list[str]:
+    """Dotted keys that make `new` another run than `old` (keys of the machine, `MACHINE_KEYS`, aside)."""
+    return [k for k in diff_recipes(old, new) if k not in MACHINE_KEYS]
 
 
 def diff_recipes(old: dict, new: dict, prefix: str = "") -> list[str]:
