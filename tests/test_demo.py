@@ -72,6 +72,23 @@ def test_run_again_it_shows_the_same_samples(demo):
 
 
 @pytest.mark.slow
+def test_the_run_records_what_ran_and_a_rerun_keeps_its_times(demo):
+    import os
+
+    import yaml
+
+    out, _ = demo
+    run = out / "run"
+    data = yaml.safe_load((run / "config.yaml").read_text())["data"]
+    assert data["tokenizer"] == "bpe:4096" and data["store"] == os.path.abspath(out / "store")
+    before = json.loads((run / "summary.json").read_text())
+    assert before["wall_s"] >= before["session_wall_s"] > 0
+    assert run_cli(["demo", "--out", str(out), "--steps", "4", *SMALL])[0] == 0
+    after = json.loads((run / "summary.json").read_text())
+    assert (after["wall_s"], after["session_wall_s"]) == (before["wall_s"], before["session_wall_s"])
+
+
+@pytest.mark.slow
 def test_generate_writes_the_demo_sample_for_the_same_seed(demo):
     out, stdout = demo
     code, text, _ = run_cli(["generate", str(out / "run"), "--prompt", PROMPTS[0], "--tokens", "24",

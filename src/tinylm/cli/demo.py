@@ -60,8 +60,7 @@ def run(args) -> int:
         d = data["data"]
         print(f"preparing the bundled corpus with {d['tokenizer']} into {store} ...", flush=True)
         prepare_store(d["sources"], d["tokenizer"], store, val_fraction=0.05, seed=0, docs="paragraph")
-    data["data"].pop("sources")
-    data["data"].pop("tokenizer")
+    data["data"].pop("sources")  # the tokenizer stays: it is the store's (config.yaml records the store's meta)
     data["data"]["store"] = str(store)
     recipe = recipe_from_dict(apply_overrides(data, overrides))
     run_dir = out / "run"
