@@ -99,3 +99,22 @@ def test_quiet_progress_and_other_ranks_print_no_event_lines(capsys):
         progress.event(run, {"event": "rollback", "step": 3, "tag": "sleep-best"})
         progress.close()
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_execute_hands_events_to_the_progress_which_prints_them_unless_quiet(quiet, tiny_recipe, tmp_path, capsys):
+    from tinylm.runs.execute import execute
+    from tinylm.train.recipe import load_recipe
+
+    methods = [{"sleep": {"episode": "10 steps", "policy": "light"}}, {"forget": {"every": 15}}]
+    recipe = load_recipe(str(tiny_recipe(methods=methods)), ["train.duration=30"])
+    progress = TrainingProgress(enabled=not quiet)
+    try:
+        execute(recipe, tmp_path / "run", on_start=progress.start, on_step=progress.step, on_event=progress.event)
+    finally:
+        progress.close()
+    err = capsys.readouterr().err.splitlines()
+    told = [line for line in err if line.startswith("step ") and " loss " not in line]
+    expected = ["step 10: light sleep after episode 1", "step 15: forgot embed_tokens.weight: drawn afresh with the "
+                "model's init", "step 20: light sleep after episode 2", "step 30: episode 3 ends with the run"]
+    assert told == ([] if quiet else expected), err

@@ -45,12 +45,14 @@ def stop_on_interrupt(run):
 
 
 def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = False, on_start=None,
-            on_step=None, on_eval=None) -> dict:
+            on_step=None, on_eval=None, on_event=None) -> dict:
     """Train `recipe` into `out_dir`; returns the summary (also written to summary.json).
 
     `on_start(run)` (once the methods have started; not for a run already complete), `on_step(run,
     record)` and `on_eval(run, metrics)` let a caller watch (progress bars) or steer (a sweep's
-    pruner ends a poor trial with `run.finish`) without a recipe method.
+    pruner ends a poor trial with `run.finish`) without a recipe method. `on_event(run, record)` gets
+    each event record (a sleep, a rollback, a reset: a `metrics.jsonl` line with an "event" key) as it
+    is logged, from the methods' start on, so a console can say what the curriculum did.
 
     Times: `wall_s` is the run's whole wall time, all its sessions together (carried in the
     checkpoints), `session_wall_s` the last session that trained. A run already complete trains
@@ -59,6 +61,8 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
     """
     started = time.time()
     run = build_run(recipe, out_dir, resume=resume, force=force)
+    if on_event is not None:
+        _hand_over_events(run, on_event)
     run.session_start = started  # building (opening the store, loading the checkpoint) is part of the session
     trains = run.step < run.total_steps
     try:
@@ -82,6 +86,19 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
         write_json(Path(out_dir) / "summary.json", summary)
     run.metrics.close()
     return summary
+
+
+def _hand_over_events(run, on_event) -> None:
+    """Call `on_event(run, record)` after each event record this run's metrics log writes (the log has no
+    listeners of its own, so its `write` is wrapped, on this run alone)."""
+    write = run.metrics.write
+
+    def write_and_hand_over(record: dict) -> None:
+        write(record)
+        if "event" in record:
+            on_event(run, record)
+
+    run.metrics.write = write_and_hand_over
 
 
 def _finished(out_dir: Path) -> dict:
