@@ -96,3 +96,96 @@ def test_candidates_that_cannot_be_built_are_named():
     odd = StructureSpace(target_heads=4, band=0, layers=(1,), widths=(32,), head_dims=(15,)).candidates()
     with pytest.raises(UserError, match=r"candidate L1-4-32x4-15: .*rotary"):
         check_candidates(odd, {"name": "(swept)", "flavour": "llama"})
+
+
+# ------------------------------------------------------------------ the plan a sweep shows before it starts
+TINY_SWEEP = ["--target-heads", "8", "--band", "0.25", "--layers", "1:4", "--width", "32", "--head-dim", "8:16:8",
+              "--budget", "2 steps", "--quiet", "--trials", "1"]
+
+
+@pytest.mark.parametrize("spec, flavour, kind", [("L3-4(2)-48x4-16", "gemma", "decoder"),
+                                                 ("L2-4-32x2", "gpt2", "decoder"), ("bert-1", None, "encoder")])
+def test_the_plans_flops_per_token_are_computes_without_building_a_model(spec, flavour, kind):
+    from tinylm.compute import flops_per_token as counted
+    from tinylm.models import build_model, resolve_model_config
+    from tinylm.sweep.plan import flops_per_token
+
+    cfg = resolve_model_config(spec, flavour=flavour, vocab_size=300, max_seq_len=64)
+    assert cfg.kind == kind
+    assert flops_per_token(cfg, 64) == pytest.approx(counted(build_model(cfg), 64), rel=1e-12)
+
+
+def test_far_larger_means_more_than_100_runs_or_30_minutes_estimated():
+    from tinylm.sweep.plan import FAR_MINUTES, FAR_RUNS, Plan
+
+    def plan(runs, seconds):
+        return Plan(runs, 10, 512, (1, 2), 1, flops=seconds * 1e9, flops_per_s=1e9)
+
+    assert (FAR_RUNS, FAR_MINUTES) == (100, 30)
+    assert not plan(100, 1800).far_larger and not plan(100, 1800).reasons()
+    assert plan(101, 10).far_larger and plan(101, 10).reasons() == ["101 runs (more than 100)"]
+    assert plan(1, 1801).far_larger and "30 min" in plan(1, 1801).reasons()[0]
+    assert not Plan(5, None, 512, (1, 2), 1, None, None).far_larger  # epochs, store not prepared: no estimate
+
+
+def test_the_readme_sweep_on_the_tiny_recipe_says_its_size_and_wants_yes(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    from tinylm.cli.main import main
+
+    out = tmp_path / "sweeps" / "heads"
+    code = main(["sweep", "forgetter-tiny", "--out", str(out), "--target-heads", "120", "--budget", "200 steps"])
+    shown = capsys.readouterr()
+    assert code == 2 and len(shown.err.strip().splitlines()) == 1 and "Traceback" not in shown.err
+    for needle in ("far larger than its recipe", "560 runs (more than 100)", "--yes"):
+        assert needle in shown.err
+    assert "plan: 560 runs of 200 steps" in shown.out and "the recipe's own: 7.4M" in shown.out
+    assert "about" in shown.out and "GFLOP/s" in shown.out  # the estimate, from the probe
+    assert not out.parent.exists()
+
+
+def test_a_small_sweep_starts_without_asking(tiny_recipe, tmp_path, capsys):
+    pytest.importorskip("optuna")
+    from tinylm.cli.main import main
+
+    assert main(["sweep", str(tiny_recipe()), "--out", str(tmp_path / "s"), *TINY_SWEEP]) == 0
+    assert "plan: 1 run of 2 steps" in capsys.readouterr().out
+    assert (tmp_path / "s" / "ranking.json").is_file()
+
+
+@pytest.mark.parametrize("answer, code", [("n", 1), ("", 1), ("y", 0)])
+def test_on_a_terminal_a_far_larger_sweep_asks(tiny_recipe, tmp_path, monkeypatch, capsys, answer, code):
+    pytest.importorskip("optuna")
+    import tinylm.cli.sweep as sweep_cli
+    import tinylm.sweep.plan as plan
+    from tinylm.cli.main import main
+
+    monkeypatch.setattr(plan, "FAR_RUNS", 0)  # this one-run sweep counts as far larger
+    monkeypatch.setattr(sweep_cli, "_on_terminal", lambda: True)
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or answer)
+    out = tmp_path / "s"
+    assert main(["sweep", str(tiny_recipe()), "--out", str(out), *TINY_SWEEP]) == code
+    assert len(asked) == 1 and "[y/N]" in asked[0] and "1 runs (more than 0)" in asked[0]
+    assert out.exists() == (code == 0)
+
+
+def test_yes_starts_a_far_larger_sweep_without_a_terminal(tiny_recipe, tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    import tinylm.sweep.plan as plan
+    from tinylm.cli.main import main
+
+    monkeypatch.setattr(plan, "FAR_RUNS", 0)
+    argv = ["sweep", str(tiny_recipe()), "--out", str(tmp_path / "s"), *TINY_SWEEP]
+    assert main(argv) == 2 and not (tmp_path / "s").exists()
+    assert main(argv + ["--yes"]) == 0 and (tmp_path / "s" / "ranking.json").is_file()
+
+
+def test_a_hyperparameter_sweep_of_many_trials_wants_yes_before_anything_is_written(one_line_error, tiny_recipe,
+                                                                                    tmp_path):
+    pytest.importorskip("optuna")
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {low: 1e-3, high: 1e-2, log: true}\n")
+    out = tmp_path / "hp"
+    one_line_error(["sweep", str(tiny_recipe()), "--space", str(space), "--out", str(out), "--trials", "95",
+                    "--stability", "3"], "101 runs (more than 100)", "--yes")
+    assert not out.exists()

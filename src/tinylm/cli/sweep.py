@@ -1,8 +1,8 @@
 """`tinylm sweep RECIPE --out DIR [--target-heads 120] [--band 0.1] [--layers 4:48] [--width 672]
 [--head-dim 64:288[:32]] [--kv-divides] [--trials N] [--budget "2k steps"] [--storage URL] [--seed N]
-[--set key=value ...]`
+[--set key=value ...] [--yes]`
 `tinylm sweep RECIPE --space SPACE.yaml --out DIR [--trials 20] [--budget ...] [--pruner hyperband|none]
-[--stability N] [--storage URL] [--seed N] [--set key=value ...]`
+[--stability N] [--storage URL] [--seed N] [--set key=value ...] [--yes]`
 
 Without --space: FORGETTER's structure search, every structure whose total query heads lie within
 the band around the target, trained for a short budget and ranked by validation loss.
@@ -12,6 +12,10 @@ Hyperband stopping poor trials at their evals; writes OUT/best-recipe.yaml. --st
 re-trains the best config and the base recipe with N new seeds and says whether the edge survives.
 Re-running the same command resumes the study (finished trials are kept; an interrupted one
 continues from its checkpoint).
+
+Either prints its plan first (runs, model sizes, training FLOPs, a time estimated from a one-step
+probe); a sweep far larger than its recipe (more than 100 runs, or more than 30 minutes estimated)
+asks y/N before it starts, and without a terminal needs --yes.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ def register(sub) -> None:
     p.add_argument("--list", action="store_true", help="print the candidate structures and exit")
     p.add_argument("--top", type=int, default=10, help="rows of the ranking to print (default 10)")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress")
+    p.add_argument("--yes", action="store_true",
+                   help="start a sweep far larger than its recipe without asking (more than 100 runs or about 30+ "
+                        "minutes estimated; the plan is printed first); needed when stdin is not a terminal")
     p.set_defaults(func=run)
 
 
@@ -110,6 +117,8 @@ def run(args) -> int:
           f"trials of {recipe.train.duration} each into {args.out}")
     if args.trials and args.trials > len(candidates):
         print(f"(--trials {args.trials} is more than the candidates: each is tried once)")
+    if not confirm_plan(_structure_plan(recipe, candidates, n, args.seed), args.yes):
+        return 1
     progress = _Progress(enabled=not args.quiet)
     try:
         result = structure_sweep(recipe.to_dict(), Path(args.out), space, args.trials, storage=args.storage,
@@ -130,6 +139,47 @@ def run(args) -> int:
               file=sys.stderr)
         return 130
     return 0
+
+
+def _structure_plan(recipe, candidates, n: int, seed: int):
+    """The first `n` candidates in the order the study tries them, as a plan (sweep/plan.py)."""
+    from tinylm.sweep.plan import plan_runs
+    from tinylm.sweep.structures import check_candidates, depth_balanced_order, model_section
+
+    fields = model_section(recipe.model)
+    check_candidates(candidates, fields)  # a candidate the recipe's flavour cannot build is named first
+    order = depth_balanced_order(candidates, seed)[:n]
+    return plan_runs(recipe, [{"name": candidates[i].spec, **fields} for i in order])
+
+
+def confirm_plan(plan, yes: bool) -> bool:
+    """Print the plan; one far larger than its recipe (sweep/plan.py) starts only when confirmed: --yes,
+    or y on a terminal. Not on a terminal and no --yes: one line naming --yes, before anything is written.
+    False when the user says no."""
+    from tinylm.errors import UserError
+
+    print(plan.describe(), flush=True)
+    if yes or not plan.far_larger:
+        return True
+    why = " and ".join(plan.reasons())
+    if not _on_terminal():
+        raise UserError(f"this sweep is far larger than its recipe ({why}): pass --yes to start it anyway, or "
+                        "shrink it (--trials, --budget, a narrower space)")
+    try:
+        answer = input(f"this sweep is far larger than its recipe ({why}); start it? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("nothing started")
+    return False
+
+
+def _on_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stdin
+        return False
 
 
 def _dest(flag: str) -> str:

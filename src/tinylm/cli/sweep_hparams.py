@@ -12,8 +12,9 @@ DEFAULT_TRIALS = 20
 
 
 def run_hparams(args) -> int:
-    from tinylm.cli.sweep import _Progress
+    from tinylm.cli.sweep import _Progress, confirm_plan
     from tinylm.errors import UserError
+    from tinylm.sweep.plan import plan_runs
     from tinylm.train.build import open_store
     from tinylm.train.distributed import World
     from tinylm.train.duration import parse_duration
@@ -35,6 +36,11 @@ def run_hparams(args) -> int:
     base = recipe.to_dict()
     if args.stability is not None:
         stability_seeds(base, args.stability)  # a bad N fails now, not after the study
+    # The study's trials and the stability check's re-training (the best config and the base, N seeds
+    # each), all with the recipe's model: searched keys may move it. Before the store is prepared.
+    runs = trials + 2 * (args.stability or 0)
+    if not confirm_plan(plan_runs(recipe, [recipe.model], runs=runs), args.yes):
+        return 1
     params = load_space(args.space, base, open_store(recipe, World()))
     out = Path(args.out)
     print(f"{len(params)} hyperparameters ({', '.join(p.key for p in params)}); the study runs {trials} trials of "
