@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 from pathlib import Path
 
 import torch
@@ -208,7 +209,7 @@ def check_resume(out_dir: Path, recipe: Recipe, force: bool) -> None:
     differ = run_changes(out_dir, recipe)
     if differ and not force:
         raise UserError(f"the recipe differs from the run's in {', '.join(differ)}: resume with the same recipe "
-                        f"(or none: `tinylm train --out {out_dir} --resume` reads the run's config.yaml), "
+                        f"(or none: `tinylm train --out {shlex.quote(str(out_dir))} --resume` reads the run's config.yaml), "
                         "or pass --force to resume with the new values")
 
 
