@@ -118,3 +118,17 @@ def test_execute_hands_events_to_the_progress_which_prints_them_unless_quiet(qui
     expected = ["step 10: light sleep after episode 1", "step 15: forgot embed_tokens.weight: drawn afresh with the "
                 "model's init", "step 20: light sleep after episode 2", "step 30: episode 3 ends with the run"]
     assert told == ([] if quiet else expected), err
+
+
+@pytest.mark.parametrize("seeds", [None, "2"])
+def test_tinylm_train_prints_the_event_lines_alone_and_with_seeds(seeds, tiny_recipe, tmp_path, capsys):
+    """The command a user runs, not only execute: both of train's paths hand the events to the console."""
+    from tinylm.cli.main import main
+
+    recipe = tiny_recipe(methods=[{"sleep": {"episode": "10 steps", "policy": "light"}}])
+    argv = ["train", str(recipe), "--out", str(tmp_path / "run"), "--set", "train.duration=20"]
+    assert main(argv + (["--seeds", seeds] if seeds else [])) == 0
+    err = capsys.readouterr().err.splitlines()
+    told = [line for line in err if line.startswith("step ") and " loss " not in line]
+    once = ["step 10: light sleep after episode 1", "step 20: episode 2 ends with the run"]
+    assert told == once * (2 if seeds else 1), err  # `--seeds 2`: seeds 0 and 1, each its lines

@@ -153,6 +153,17 @@ def test_library_plots_without_matplotlib_say_what_to_install(hidden, tmp_path):
         importlib.import_module("tinylm.sweep.plots")
 
 
+def test_the_demo_without_matplotlib_stops_before_training_or_writing_anything(hidden, tmp_path, capsys):
+    """The demo ends with a loss plot: without matplotlib it would train for minutes and then fail."""
+    main = hidden("matplotlib")
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "tinylm demo: error: tinylm demo (its loss plot) needs matplotlib, which is not installed: " \
+                  "pip install matplotlib", err
+    assert not out.exists()
+
+
 def test_a_package_that_is_there_but_broken_is_named_with_its_own_error(monkeypatch, tmp_path):
     """An installed package whose own dependency is missing: the line says so and quotes its error."""
     from tinylm.errors import UserError

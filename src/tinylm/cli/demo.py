@@ -48,10 +48,12 @@ def run(args) -> int:
 
     from tinylm.cli.progress import TrainingProgress
     from tinylm.data import prepare_store
+    from tinylm.optional import require
     from tinylm.runs.execute import execute
     from tinylm.train.checkpoint import latest_checkpoint
     from tinylm.train.recipe import apply_overrides, find_recipe, recipe_from_dict
 
+    require("matplotlib", "tinylm demo (its loss plot)")  # before anything is trained or written
     out = Path(args.out)
     store = out / "store"
     data = yaml.safe_load(find_recipe("demo").read_text())
@@ -70,7 +72,8 @@ def run(args) -> int:
           flush=True)
     progress = TrainingProgress()
     try:
-        summary = execute(recipe, run_dir, resume=resume, force=True, on_start=progress.start, on_step=progress.step)
+        summary = execute(recipe, run_dir, resume=resume, force=True, on_start=progress.start, on_step=progress.step,
+                          on_event=progress.event)
     finally:
         progress.close()
     if not summary["complete"]:

@@ -53,7 +53,7 @@ def run(args) -> int:
     progress = TrainingProgress(enabled=not args.quiet, announce=True)
     try:
         summary = execute(recipe, out, resume=args.resume, force=args.force, on_start=progress.start,
-                          on_step=progress.step)
+                          on_step=progress.step, on_event=progress.event)
     finally:
         progress.close()
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one process reports
@@ -110,7 +110,8 @@ def _seeds(args, recipe, out: Path) -> int:
             print(f"seed {seed} ({seeds.index(seed) + 1}/{len(seeds)}): {what} {run_dir}", file=sys.stderr, flush=True)
     try:
         result = train_seeds(recipe.to_dict(), out, seeds, pinned=pinned, force=args.force, on_seed=on_seed,
-                             on_start=progress.start, on_step=progress.step, write=main)
+                             on_start=progress.start, on_step=progress.step, on_event=progress.event,
+                             write=main)
     finally:
         progress.close()
     if not main:

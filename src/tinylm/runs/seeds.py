@@ -81,7 +81,7 @@ class SeedsResult:
 
 def train_seeds(base: dict, out_dir: Path, seeds: list[int], *, pinned: tuple[str, ...] = (), force: bool = False,
                 on_seed: Callable[[int, Path, str], None] | None = None, on_start=None, on_step=None,
-                write: bool = True) -> SeedsResult:
+                on_event=None, write: bool = True) -> SeedsResult:
     """Train `base` once per seed into `out_dir/seed{N}/`; write and return the summary.
 
     `on_seed(seed, run_dir, state)` is told before each seed whether it is `done` (skipped),
@@ -101,7 +101,7 @@ def train_seeds(base: dict, out_dir: Path, seeds: list[int], *, pinned: tuple[st
         else:
             result.trained.append(seed)
             summary = execute(recipe, run_dir, resume=state == "resume", force=force, on_start=on_start,
-                              on_step=on_step)
+                              on_step=on_step, on_event=on_event)
         result.rows.append(seed_row(seed, recipe, run_dir, summary))
         if not summary.get("complete"):
             result.interrupted = True
