@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -37,9 +38,17 @@ def parse_duration(value, default_unit: str = "steps") -> Duration:
     if isinstance(value, Duration):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return Duration(float(value), default_unit)
+        return _positive(Duration(float(value), default_unit), value)
     m = _PATTERN.match(str(value))
     unit = _UNITS.get(m.group(3).lower()) if m else None
     if m and (unit or not m.group(3)):
-        return Duration(float(m.group(1)) * _SUFFIX[m.group(2).lower()], unit or default_unit)
+        return _positive(Duration(float(m.group(1)) * _SUFFIX[m.group(2).lower()], unit or default_unit), value)
     raise UserError(f"cannot read duration {value!r}: write e.g. `10k steps`, `61M tokens` or `2 epochs`")
+
+
+def _positive(duration: Duration, value) -> Duration:
+    """Every duration is a length of training: zero (which trained one step) or an overflow is a mistake."""
+    if not (math.isfinite(duration.amount) and duration.amount > 0):
+        raise UserError(f"duration {value!r} is not a positive finite length: write e.g. `10k steps`, `61M tokens` "
+                        "or `2 epochs`")
+    return duration

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,34 +31,76 @@ from tinylm.precision import PRECISIONS
 BUNDLED = package_file("recipes")
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric recipe key may take, checked at load; `why` is said when one is outside."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False              # `low` itself is outside
+    high_open: bool = False
+    why: str = ""
+
+    def holds(self, value) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        return ((self.low is None or (value > self.low if self.low_open else value >= self.low))
+                and (self.high is None or (value < self.high if self.high_open else value <= self.high)))
+
+    def __str__(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'above' if self.low_open else 'at least'} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'below' if self.high_open else 'at most'} {self.high:g}")
+        return "a finite number " + " and ".join(parts)
+
+
+def bounded(default, low=None, high=None, *, low_open=False, high_open=False, why=""):
+    """A dataclass field whose value must lie in a `Range` (the recipe is refused at load otherwise)."""
+    return field(default=default, metadata={"range": Range(low, high, low_open, high_open, why)})
+
+
+# Upper bounds: a value past them is a typo (an exponent too many), not an experiment, and would fail far
+# later (7 TiB allocated for `batch_size: 1e12`) or never finish. They sit well above any run on one machine.
+MAX_SEED = 2**63 - 1          # what torch.manual_seed and numpy's generators take
+MAX_STEPS = 2**40             # steps between logs/evals/checkpoints, warmup: ~10^12, beyond any run
+MAX_BATCH = 65_536            # sequences per micro-batch on one device: larger cannot fit; use grad_accum
+MAX_SEQ = 2**20               # tokens per sequence (1M): beyond every model's context
+MAX_WINDOWS = 2**20           # validation windows, all held in memory as token ids
+
+
 @dataclass
 class DataSection:
     store: str | None = None            # a prepared token store (`tinylm prepare`) ...
     sources: list[str] | None = None    # ... or corpora to prepare into the cache (`bundled` = shipped corpus)
     tokenizer: str = "gpt2"             # used with `sources`: gpt2 | bert-base-uncased | gpt-neox-20b | bpe:N | wordpiece:N
     docs: str = "paragraph"             # what a document is, for `sources`
-    val_fraction: float = 0.05
+    val_fraction: float = bounded(0.05, 0, 1, low_open=True, high_open=True,
+                                  why="the share of documents held out for validation")
     sampler: str = "windows"            # windows (FORGETTER) | chunks (BabyLlama) | epochs | mlm (encoders)
-    seq_len: int = 128
-    seed: int = 0                       # data order (the sampler's draws, MLM masks); not the init, not validation
-    split_seed: int = 0                 # `sources:` only: which documents are validation; kept apart from `seed`
-                                        # so runs of any seed validate on the same text
-    mlm_probability: float = 0.15       # BERT's 15%
+    seq_len: int = bounded(128, 1, MAX_SEQ, why="tokens per training sequence")
+    seed: int = bounded(0, 0, MAX_SEED)  # data order (the sampler's draws, MLM masks); not the init, not validation
+    split_seed: int = bounded(0, 0, MAX_SEED)  # `sources:` only: which documents are validation; kept apart from
+                                        # `seed` so runs of any seed validate on the same text
+    mlm_probability: float = bounded(0.15, 0, 1, low_open=True, high_open=True,
+                                     why="the share of tokens masked; BERT's 15%")
 
 
 @dataclass
 class TrainSection:
     duration: str = "1000 steps"        # `10k steps`, `61M tokens`, `2 epochs`
-    batch_size: int = 8                 # sequences per micro-batch per process
-    grad_accum: int = 1
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
-    eps: float = 1e-8
-    clip: float = 1.0                   # max grad norm; 0 disables
+    batch_size: int = bounded(8, 1, MAX_BATCH, why="sequences per micro-batch per process; for larger batches "
+                              "raise train.grad_accum")
+    grad_accum: int = bounded(1, 1, MAX_BATCH, why="micro-batches per optimizer step")
+    lr: float = bounded(1e-3, 0, 1, low_open=True,  # AdamW moves each weight by about lr a step: above 1, by more
+                        why="AdamW's peak learning rate, typically 1e-4 to 1e-2")  # than the weights' own size
+    weight_decay: float = bounded(0.1, 0, why="decoupled (AdamW): 0 disables it")
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # two, each in [0, 1): checked in _check
+    eps: float = bounded(1e-8, 0, 1, low_open=True, why="AdamW's denominator floor, typically 1e-8")
+    clip: float = bounded(1.0, 0, why="the max gradient norm; 0 disables clipping")
     schedule: str = "linear"            # linear to zero | cosine | constant
-    warmup: int = 0                     # steps
-    min_lr_ratio: float = 0.0
+    warmup: int = bounded(0, 0, MAX_STEPS, why="steps of linear warm-up; 0 starts at the peak")
+    min_lr_ratio: float = bounded(0.0, 0, 1, why="the final learning rate as a fraction of the peak")
     decay_norms: bool = False           # whether norm weights get weight decay
     decay_biases: bool = False
     decay_embeddings: bool = True       # FORGETTER decays everything HF Trainer decays (embeddings included)
@@ -66,24 +109,24 @@ class TrainSection:
     compile: bool = False               # torch.compile the model (pays on long runs: CPU compile takes minutes)
     compile_mode: str = "default"       # default | reduce-overhead (CUDA graphs: static shapes) | max-autotune
     device: str = "auto"                # auto | cpu | cuda | cuda:N | mps
-    seed: int = 0                       # initialisation and dropout (torch's RNG); data order is data.seed
-    log_every: int = 10                 # steps between metrics lines
+    seed: int = bounded(0, 0, MAX_SEED)  # initialisation and dropout (torch's RNG); data order is data.seed
+    log_every: int = bounded(10, 1, MAX_STEPS, why="steps between metrics lines")
     threads: int = 0                    # torch threads of this process: 0 = torch's default (every core, right for
                                         # one run alone); several runs on one machine: cores / runs each
 
 
 @dataclass
 class EvalSection:
-    every: int = 0                      # steps between validation evals; 0 = only at the end
-    windows: int = 32                   # fixed seeded validation windows, identical across runs
-    batch_size: int = 16
-    seed: int = 1234                    # the validation windows' seed: not a run seed, so every run is scored alike
+    every: int = bounded(0, 0, MAX_STEPS, why="steps between validation evals; 0 = only at the end")
+    windows: int = bounded(32, 1, MAX_WINDOWS, why="fixed seeded validation windows, identical across runs")
+    batch_size: int = bounded(16, 1, MAX_BATCH, why="validation windows per forward pass")
+    seed: int = bounded(1234, 0, MAX_SEED)  # the validation windows' seed: not a run seed, so every run is scored alike
 
 
 @dataclass
 class CheckpointSection:
-    every: int = 0                      # steps between checkpoints; 0 = only at the end
-    keep: int = 2                       # newest checkpoints kept
+    every: int = bounded(0, 0, MAX_STEPS, why="steps between checkpoints; 0 = only at the end")
+    keep: int = bounded(2, 1, MAX_STEPS, why="newest checkpoints kept; at least the one a resume starts from")
 
 
 # Keys that say how this machine runs the recipe, not what the run is (threads set its speed): a resume
@@ -108,6 +151,11 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+# Keys a run's config.yaml may hold empty: `resolved_recipe` sets them from the store (an older store may not say)
+# or drops them (the MLM rate when the sampler is not `mlm`). Any other key given as empty is a mistake.
+RESOLVED_EMPTY = ("data.tokenizer", "data.docs", "data.val_fraction", "data.split_seed", "data.mlm_probability")
+
+
 def _did_you_mean(key: str, valid) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1)
     return f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(sorted(valid))}"
@@ -115,35 +163,44 @@ def _did_you_mean(key: str, valid) -> str:
 
 def _coerce(value: Any, typ, where: str):
     """Check (and gently convert) a YAML value against a dataclass field type."""
-    if value is None:
-        return None
     text = str(typ)
+    if value is None:
+        if "None" in text or where in RESOLVED_EMPTY:
+            return None
+        raise UserError(f"recipe key `{where}` has no value: give one (or leave the key out for its default)")
     if typ is bool or text == "bool":
         if isinstance(value, bool):
             return value
     elif typ is int or text == "int":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, str):  # YAML reads `1e3` as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, float) and value.is_integer():
             return int(value)
     elif typ is float or text == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        try:
-            return float(value)  # YAML reads `1e-3` as a string
-        except (TypeError, ValueError):
-            pass
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML reads `1e-3` as a string
+            except ValueError:
+                pass
     elif typ is str or text.startswith("str"):
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
     elif text.startswith("list"):
         if isinstance(value, list):
-            return [float(v) if "float" in text else v for v in value]
+            return [_coerce(v, float, f"{where}[{i}]") if "float" in text else v for i, v in enumerate(value)]
         if isinstance(value, str) and "str" in text:
             return [value]
     else:
         return value
-    raise UserError(f"recipe key `{where}` has {value!r}, which is not a {text.replace('typing.', '')}")
+    kind = typ.__name__ if isinstance(typ, type) else text.replace("typing.", "")
+    raise UserError(f"recipe key `{where}` has {value!r}, which is not a {kind}")
 
 
 def _build_section(cls, data, where: str):
@@ -156,7 +213,13 @@ def _build_section(cls, data, where: str):
         if key not in names:
             raise UserError(f"unknown recipe key `{where}.{key}`: {_did_you_mean(key, names)}")
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
-    return cls(**kwargs)
+    section = cls(**kwargs)
+    for f in dataclasses.fields(cls):
+        rng, value = f.metadata.get("range"), getattr(section, f.name)
+        if rng is not None and value is not None and not rng.holds(value):
+            raise UserError(f"recipe key `{where}.{f.name}` is {value!r}: it must be {rng}"
+                            + (f" ({rng.why})" if rng.why else ""))
+    return section
 
 
 def recipe_from_dict(data: dict) -> Recipe:
@@ -167,6 +230,11 @@ def recipe_from_dict(data: dict) -> Recipe:
         if key not in top:
             raise UserError(f"unknown recipe key `{key}`: {_did_you_mean(key, top)}")
     kwargs = {k: data[k] for k in ("name", "description") if k in data}
+    for key, value in kwargs.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            kwargs[key] = value = str(value)
+        if not isinstance(value, str):
+            raise UserError(f"recipe key `{key}` has {value!r}, which is not a string")
     for name, cls in SECTIONS.items():
         kwargs[name] = _build_section(cls, data.get(name) or {}, name)
     model = data.get("model") or {}
@@ -194,13 +262,39 @@ def _check(r: Recipe) -> None:
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise UserError(f"recipe key `{key}` is {value!r}: choose one of {', '.join(valid)}")
-    for key, value in {"train.batch_size": r.train.batch_size, "train.grad_accum": r.train.grad_accum,
-                       "data.seq_len": r.data.seq_len}.items():
-        if value < 1:
-            raise UserError(f"recipe key `{key}` must be at least 1 (it is {value})")
     if r.train.threads < 0:  # the upper bound is the machine's and is checked where the run is built
         raise UserError(f"recipe key `train.threads` is {r.train.threads}: give 0 (torch's default, every core) or "
                         "a number of threads, e.g. 1 for each of several runs sharing a machine")
+    betas = r.train.betas
+    if not isinstance(betas, list) or len(betas) != 2 or not all(Range(0, 1, high_open=True).holds(b) for b in betas):
+        raise UserError(f"recipe key `train.betas` is {betas!r}: give two numbers in [0, 1), AdamW's moment decays, "
+                        "e.g. [0.9, 0.95]")
+    if r.train.lr * r.train.weight_decay >= 1:
+        raise UserError(f"recipe keys `train.lr` ({r.train.lr:g}) and `train.weight_decay` ({r.train.weight_decay:g}): "
+                        "decoupled decay scales every weight by 1 - lr * weight_decay each step, which would reach "
+                        "zero or below: keep their product below 1 (typical: weight_decay 0.01 to 1)")
+    from tinylm.train.duration import parse_duration
+    try:
+        parse_duration(r.train.duration)
+    except UserError as e:
+        raise UserError(f"recipe key `train.duration`: {e}") from None
+    check_run_name(r.name)
+    vocab = r.model.get("vocab_size", "auto")
+    if vocab not in (None, "auto") and (isinstance(vocab, bool) or not isinstance(vocab, int)
+                                         or not 1 <= vocab <= 2**31 - 1):
+        raise UserError(f"recipe key `model.vocab_size` is {vocab!r}: give `auto` (the token store's) or a whole "
+                        "number of ids, at least the store's vocabulary")
+    from tinylm.methods import build_methods  # every method's options, checked now: before any run directory exists
+    build_methods(r.methods)
+
+
+def check_run_name(name: str) -> None:
+    """A run's name names it (`runs/<name>/` by default): one path component, never a path that leaves `runs/`."""
+    bad = (not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0")
+           or any(ord(c) < 32 for c in name) or os.path.isabs(name) or name.startswith("~"))
+    if bad:
+        raise UserError(f"recipe key `name` is {name!r}: a run name is a name, not a path; use letters, digits, "
+                        "`-`, `_` and `.` (e.g. `forgetter-tiny`), and choose where the run goes with --out")
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -224,22 +318,26 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                                     f"index it with 0..{len(node) - 1}")
                 p = int(p)
                 if last:
-                    node[p] = _yaml_value(raw)
+                    node[p] = _yaml_value(raw, item)
                 elif isinstance(node[p], str):  # `- sleep` in a methods list: its options are empty
                     node[p] = {node[p]: {}}
             elif not isinstance(node, dict):
                 raise UserError(f"--set {key}: `{'.'.join(parts[:i])}` is not a section")
             elif last:
-                node[p] = _yaml_value(raw)
+                node[p] = _yaml_value(raw, item)
             elif node.get(p) is None:
                 node[p] = {}
             node = None if last else node[p]
     return data
 
 
-def _yaml_value(raw: str):
+def _yaml_value(raw: str, item: str = ""):
     """YAML, except that `3e-4` is a number (YAML 1.1 reads it as a string)."""
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.load(raw, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        raise UserError(f"--set {item or raw}: the value is not valid YAML ({_problem(e)}); quote a string, "
+                        "close a list (`[0.9, 0.95]`), e.g. --set train.betas=[0.9,0.95]") from None
     if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9.]+[eE][-+]?[0-9]+", value.strip()):
         return float(value)
     return value
@@ -258,12 +356,54 @@ def find_recipe(name_or_path: str) -> Path:
                     f"({', '.join(names) or 'none'})")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error (PyYAML lets the later win silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: construct_mapping names it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice: keep one",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _problem(error: Exception) -> str:
+    """What a YAML error says went wrong, and where, on one line."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or (str(error).splitlines() or [type(error).__name__])[0]
+    return problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else "")
+
+
+def read_recipe_yaml(path: Path, what: str = "recipe"):
+    """A YAML file a user wrote or may have edited (a recipe, a run's config.yaml): UTF-8 text, each key once.
+
+    Anything else is one line naming the file: not text, not valid YAML, a key given twice.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}): "
+                        "save it as UTF-8 YAML") from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        raise UserError(f"{what} {path} is not valid YAML: {_problem(e)}; fix the file") from None
+
+
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
     path = find_recipe(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]}): fix the file") from e
+    data = read_recipe_yaml(path) or {}
     return recipe_from_dict(apply_overrides(data, overrides or []))
 
 

@@ -1,0 +1,53 @@
+"""The hostile-user corpus (issue 16): bad inputs over every command, each a user's mistake.
+
+`assert_user_error(argv, *needles, watch=(dirs...))` runs the CLI in-process and checks the whole
+contract: exit status 2, exactly one line on stderr holding every needle (the thing named), no
+traceback, and no file created, removed or changed under any watched path (the output location; a
+path that did not exist must still not exist). Generic on purpose: every table of bad inputs in this
+folder uses it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def snapshot(paths) -> dict:
+    """Every file and directory under `paths`, with size and mtime (a changed file shows as a difference)."""
+    seen = {}
+    for root in paths:
+        root = Path(root)
+        if not root.exists() and not root.is_symlink():
+            seen[str(root)] = None
+            continue
+        items = [root] + (sorted(root.rglob("*")) if root.is_dir() else [])
+        for p in items:
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            seen[str(p)] = (p.is_dir(), st.st_size if not p.is_dir() else 0, st.st_mtime_ns if not p.is_dir() else 0)
+    return seen
+
+
+@pytest.fixture
+def assert_user_error(capsys):
+    def check(argv, *needles, watch=()):
+        from tinylm.cli.main import main
+
+        argv = [str(a) for a in argv]
+        capsys.readouterr()
+        before = snapshot(watch)
+        code = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2, f"exit {code} for {argv}: {err}"
+        assert len(err.splitlines()) == 1, err
+        assert "Traceback" not in err, err
+        for needle in needles:
+            assert needle in err, f"{needle!r} not in: {err}"
+        after = snapshot(watch)
+        assert after == before, f"{argv} changed {sorted(set(after.items()) ^ set(before.items()))}"
+        return err
+    return check
