@@ -45,11 +45,12 @@ def pretrain_recipe(store: Path, model: str, steps: int) -> dict:
 def finetune_job(base: str, task: str, labels, per_label: tuple, seed: int, scratch: bool, epochs: float,
                  lr: float, out: str | None) -> dict:
     """One fine-tune (a process of its own under parallel_map): accuracy on the task's test half."""
-    from tinylm.runs.finetune import SplitSpec, finetune_one, load_base, prepare_task
+    from tinylm.data.task_spec import TaskSpec
+    from tinylm.runs.finetune import finetune_one, load_base, prepare_task
     from tinylm.train.finetune import FinetuneConfig
 
     b = load_base(base)
-    data = prepare_task(SplitSpec(task, labels, *per_label, split_seed=0), b)
+    data = prepare_task(TaskSpec(task, labels, *per_label, split_seed=0), b)
     cfg = FinetuneConfig(epochs=epochs, lr=lr, weight_decay=1e-2, batch_size=32)
     return finetune_one(b, data, cfg, seed, scratch, Path(out) if out else None)
 
@@ -149,15 +150,16 @@ def main() -> None:
 def committee(out: Path, seeds: int, task: str, results: dict) -> dict:
     """Per seed: each member's accuracy, the committee's (sum of logits) and the deep model's; latency."""
     from tinylm.eval.committee import committee_layers, ms_per_batch, paper_layers, soft_committee
-    from tinylm.runs.finetune import Base, SplitSpec, load_finetuned, prepare_task
+    from tinylm.data.task_spec import TaskSpec
+    from tinylm.runs.finetune import Base, load_finetuned, prepare_task
     from tinylm.train.finetune import accuracy, predict_logits
 
     per_seed, latency = [], {}
     for seed in range(seeds):
         models = {name: load_finetuned(out / "fewrel" / name / f"seed-{seed}")[0] for name in ["deep", *MEMBERS]}
         first = models["deep"]
-        split = load_finetuned(out / "fewrel" / "deep" / f"seed-{seed}")[1]["split"]
-        data = prepare_task(SplitSpec(task, 16, split["train_per_label"], split["test_per_label"], 0),
+        split = load_finetuned(out / "fewrel" / "deep" / f"seed-{seed}")[1]["task"]["spec"]
+        data = prepare_task(TaskSpec(task, 16, split["train_per_label"], split["test_per_label"], 0),
                             Base(None, first.model.config, first.tokenizer_path, first.special_ids, "deep"))
         logits = {n: predict_logits(m.model, *data.test[:2]) for n, m in models.items()}
         row = {n: accuracy(lg, data.test[2]) for n, lg in logits.items()}

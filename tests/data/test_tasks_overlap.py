@@ -58,14 +58,14 @@ def test_agnews_and_fewrel_readers(tmp_path, make_agnews_csv, fixtures):
     i = [r[2] for r in rows].index(description)
     assert ag.texts[i] == f"{title} {description.replace(chr(92), ' ')}"  # title and text joined, \\ a space
     fr = load_task(f"fewrel:{fixtures / 'fewrel/val_wiki.json'}", labels=3)  # 4 relations x 12 instances
-    assert fr.name == "fewrel3" and fr.n_labels == 3 and fr.counts().tolist() == [12] * 3
+    assert fr.name == "fewrel val_wiki (3 relations)" and fr.n_labels == 3 and fr.counts().tolist() == [12] * 3
     assert fr.label_names == ["P177 (crosses)", "P364 (original language of film or TV show)",
                               "P2094 (competition class)"]  # named from pid2name.json beside it
     assert fr.texts[0].startswith("In June 1987 , the Missouri") and fr.labels[12] == 1
-    assert "Kaaviya Thalaivi ( தமிழ் :" in fr.texts[12]  # UTF-8 read as such
-    assert load_task(f"fewrel:{fixtures / 'fewrel/val_wiki.json'}", labels=4).n_labels == 4
-    with pytest.raises(UserError, match="has 4 relations; ask for 2 to 4 labels"):
-        load_task(f"fewrel:{fixtures / 'fewrel/val_wiki.json'}")  # 16 by default
+    assert "Kaaviya Thalaivi @ ( தமிழ் :" in fr.texts[12]  # UTF-8 read as such
+    assert load_task(f"fewrel:{fixtures / 'fewrel/val_wiki.json'}").n_labels == 4  # all of the file's by default
+    with pytest.raises(UserError, match="has 4 relations; set --labels to 2 .. 4"):
+        load_task(f"fewrel:{fixtures / 'fewrel/val_wiki.json'}", labels=16)
 
 
 @pytest.mark.shared_data

@@ -72,14 +72,15 @@ def test_finetune_gap_and_committee_cli(pretrained, tmp_path, capsys, agnews_csv
     assert com["deep"]["accuracy"] == report["scratch"]["runs"][1]["accuracy"]
     assert com["committee"]["ms_per_batch"] > 0
     # the committee's accuracy is that of the summed logits, recomputed here by hand
-    from tinylm.runs.finetune import Base, SplitSpec, prepare_task
+    from tinylm.data.task_spec import TaskSpec
+    from tinylm.runs.finetune import Base, prepare_task
     from tinylm.train.finetune import accuracy, predict_logits
-    spec = SplitSpec(ag, None, 6, 5, 0)
+    spec = TaskSpec(ag, None, 6, 5, 0)
     data = prepare_task(spec, Base(None, loaded.model.config, loaded.tokenizer_path, loaded.special_ids, "x"))
     logits = [predict_logits(load_finetuned(m)[0].model, *data.test[:2]) for m in members]
     assert com["committee"]["accuracy"] == accuracy(sum(logits), data.test[2])
 
-    one_line_error(["committee", *members, "--task", "agnews"], "fine-tuned on", "not 'agnews'")
+    one_line_error(["committee", *members, "--task", "dbpedia"], "fine-tuned on agnews (agnews)", "not 'dbpedia'")
     one_line_error(["committee", str(pretrained), "--task", ag], "not a fine-tuned model")
     one_line_error(["finetune", "bert-1", *split], "add --scratch")
 

@@ -3,8 +3,10 @@
 Score a soft committee of fine-tuned classifiers (each a directory written by `tinylm finetune
 --out`, e.g. OUT/pretrained/seed-0): every member's accuracy, the committee's (the sum of the raw
 logits, no softmax, as the committee paper), and optionally a deep model beside them. Members may
-have different architectures; they must share the tokenizer and the task split, which is read from
-their finetune.json (the --task given must match it). Latency: the paper's layer count (members in
+have different architectures; they must share the tokenizer and the task, read from their
+finetune.json: the file (by content: its SHA-256), the label and text columns, the split seed and the
+per-label counts. --task (or --train/--test) says where the file is when it has moved, and is checked
+by content: the same file by any path is accepted, another file of the same name refused. Latency: the paper's layer count (members in
 parallel: the deepest member's) and milliseconds per batch measured on this machine with the
 members run one after another.
 """
@@ -18,7 +20,10 @@ def register(sub) -> None:
     p = sub.add_parser("committee", help="soft committee (summed logits) of fine-tuned classifiers, with latency",
                        description=__doc__)
     p.add_argument("members", nargs="+", metavar="MEMBER", help="fine-tuned model directories")
-    p.add_argument("--task", required=True, help="the task the members were fine-tuned on (a check)")
+    p.add_argument("--task", help="the task file the members were fine-tuned on, as KIND:PATH (default: the one "
+                                  "their finetune.json names); checked by content")
+    p.add_argument("--train", dest="train_file", help="with a train/test pair: where the train file is now")
+    p.add_argument("--test", dest="test_file", help="with a train/test pair: where the test file is now")
     p.add_argument("--deep", help="a fine-tuned deep model to report beside the committee")
     p.add_argument("--batch-size", type=int, default=32, help="batch for the latency measure (default 32)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per latency measure (default 5)")
@@ -27,28 +32,30 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from tinylm.data.task_spec import mismatch
     from tinylm.errors import UserError
     from tinylm.eval.committee import committee_layers, ms_per_batch, paper_layers, soft_committee
     from tinylm.eval.ensemble import same_tokenizer
-    from tinylm.runs.finetune import Base, SplitSpec, load_finetuned, prepare_task
+    from tinylm.runs.finetune import Base, load_finetuned, prepare_task
     from tinylm.train.finetune import accuracy, predict_logits
 
     paths = list(args.members) + ([args.deep] if args.deep else [])
     loaded = [load_finetuned(p) for p in paths]
-    split = loaded[0][1]["split"]
-    if split["task"] != args.task:
-        raise UserError(f"{paths[0]} was fine-tuned on {split['task']!r}, not {args.task!r}: give the task it used")
+    expected = loaded[0][1]["task"]
     for path, (member, info) in zip(paths[1:], loaded[1:]):
-        if info["split"] != split:
-            raise UserError(f"{path} was fine-tuned on another split ({info['split']}) than {paths[0]} ({split}): "
-                            "committee members must share task, labels, per-label sizes and split seed")
+        why = mismatch(expected, info["task"])
+        if why:
+            raise UserError(f"{path} was fine-tuned on another task than {paths[0]} ({why}): committee members "
+                            "must share the task file, its columns, the split seed and the per-label sizes")
         if not same_tokenizer(member.tokenizer_path, loaded[0][0].tokenizer_path):
             raise UserError(f"{path} uses another tokenizer than {paths[0]}; committee members must share one")
+    spec = committee_spec(args, expected, paths[0])
     first = loaded[0][0]
-    spec = SplitSpec(split["task"], split["labels"], split["train_per_label"], split["test_per_label"],
-                     split["split_seed"])
-    base = Base(None, first.model.config, first.tokenizer_path, first.special_ids, paths[0])
-    data = prepare_task(spec, base)
+    data = prepare_task(spec, Base(None, first.model.config, first.tokenizer_path, first.special_ids, paths[0]))
+    why = mismatch(expected, data.description)
+    if why:
+        raise UserError(f"the task given is not the one {paths[0]} was fine-tuned on: {why}; give the same file "
+                        "(by any path), or leave --task out to read the file its finetune.json names")
     ids, mask, labels = data.test
     rows, logits = [], []
     batch = (ids[: args.batch_size], mask[: args.batch_size])
@@ -84,3 +91,27 @@ def run(args) -> int:
     print("  layers: the paper's count (4 per block + conv layers + 1); a committee run in parallel is as deep as "
           "its deepest member")
     return 0
+
+
+def committee_spec(args, expected: dict, first: str):
+    """The members' task spec, with the files found where --task/--train/--test say (or where it was)."""
+    from pathlib import Path
+
+    from tinylm.data.task_spec import file_sha256, spec_from_description
+    from tinylm.errors import UserError
+
+    kind = expected["spec"]["task"].split(":", 1)[0]
+    if args.task and args.task.split(":", 1)[0].strip().lower() != kind:
+        raise UserError(f"{first} was fine-tuned on {expected['name']} ({kind}), not {args.task!r}: give "
+                        f"--task {kind}:PATH, or leave --task out")
+    spec = spec_from_description(expected, args.task, args.train_file, args.test_file)
+    named = {"data": spec.task.partition(":")[2], "train": spec.train_file, "test": spec.test_file}
+    for role, file in expected["files"].items():
+        if not Path(named[role]).expanduser().is_file():
+            flag = "--task " + kind + ":PATH" if role == "data" else f"--{role} FILE"
+            raise UserError(f"the task file {named[role]} that {first} was fine-tuned on is not there; say where "
+                            f"it is now with {flag}")
+        if file_sha256(named[role]) != file["sha256"]:
+            raise UserError(f"{named[role]} is not the file {first} was fine-tuned on ({file['path']}, sha256 "
+                            f"{file['sha256'][:12]}...): its content differs; give that file ({flag})")
+    return spec

@@ -51,25 +51,17 @@ def register_actions(sub) -> None:
 
 
 def task_counts(args, store):
-    """Token counts of the task (its balanced split, or every item) with the store's tokenizer."""
+    """Token counts of the task (its split, or every item) with the store's tokenizer."""
     import numpy as np
 
-    from tinylm.data.overlap import text_token_counts
-    from tinylm.data.tasks import balanced_split, load_task
-
-    spec = _spec(args)
-    task = load_task(spec.task, spec.labels, spec.label_column)
-    if args.all_items:
-        texts = task.texts
-    else:
-        train, test = balanced_split(task, spec.train_per_label, spec.test_per_label, spec.split_seed)
-        texts = [task.texts[i] for i in np.concatenate([train, test])]
-    return task, text_token_counts(store.tokenizer, texts, store.vocab_size, store.special_ids.values())
-
-
-def _spec(args):
     from tinylm.cli.finetune import split_spec
-    return split_spec(args).resolved()
+    from tinylm.data.overlap import text_token_counts
+    from tinylm.data.task_spec import load_split
+
+    split = load_split(split_spec(args))
+    task = split.task
+    texts = task.texts if args.all_items else [task.texts[i] for i in np.concatenate([split.train, split.test])]
+    return task, text_token_counts(store.tokenizer, texts, store.vocab_size, store.special_ids.values())
 
 
 def run_tokens(args) -> int:

@@ -7,20 +7,20 @@ is near 0.99 and the pretraining gap vanishes. So a task here is (texts, labels,
 with too few items is a user mistake naming how many there are, never a silently smaller class.
 
 Formats: AG News and DBPedia CSV (no header, ``"class","title","text"``, class numbered from 1);
-FewRel JSON (relation id -> instances with ``tokens``); any CSV with a header and a ``label`` column
-(``csv:PATH``; the other columns, joined, are the text).
+FewRel JSON (``fewrel.py``: entities marked); any CSV or TSV with a header (``labelled_table.py``: a label
+column and the text columns, named when there is more than one).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tinylm.data.fewrel import read_fewrel
+from tinylm.data.labelled_table import index_labels, read_labelled_table, table_rows
 from tinylm.errors import UserError
 
 AGNEWS_CLASSES = ("World", "Sports", "Business", "Sci/Tech")
@@ -28,7 +28,7 @@ DBPEDIA_CLASSES = ("Company", "EducationalInstitution", "Artist", "Athlete", "Of
                    "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork")
 # (train, test) per label: the paper's sizes; the AG News test file has 1,900 per label, so 1,000 + 900.
 DEFAULT_PER_LABEL = {"agnews": (1000, 900), "dbpedia": (100, 100), "fewrel": (630, 70), "csv": (100, 100)}
-_TAG_SPLIT = 11
+_TAG_SPLIT, _TAG_VALIDATION = 11, 13
 
 
 @dataclass
@@ -49,31 +49,11 @@ class ClassificationTask:
 
 
 # ------------------------------------------------------------------ readers
-def _csv_rows(path: Path):
-    """Rows of a CSV file; a row with another number of columns than the first is a UserError."""
-    if not path.is_file():
-        raise UserError(f"task file {path} does not exist")
-    with open(path, newline="", encoding="utf-8") as f:
-        width = None
-        try:
-            for line, row in enumerate(csv.reader(f), start=1):
-                if not row:
-                    continue
-                if width is None:
-                    width = len(row)
-                elif len(row) != width:
-                    raise UserError(f"{path} line {line} has {len(row)} columns but line 1 has {width}: every row "
-                                    "of a task CSV needs the same columns (quote fields that hold commas)")
-                yield line, row
-        except csv.Error as e:
-            raise UserError(f"{path} is not readable CSV ({e})") from None
-
-
 def read_class_title_csv(path, name: str, class_names: tuple[str, ...]) -> ClassificationTask:
     """AG News / DBPedia: ``"class","title","text"`` rows, no header, classes numbered from 1."""
     path = Path(path)
     texts, labels = [], []
-    for line, row in _csv_rows(path):
+    for line, row in table_rows(path, tab_separated=False):
         head = row[0].strip()
         if not head.isdigit() or not 1 <= int(head) <= len(class_names):
             raise UserError(f"{path} line {line}: first column {head[:30]!r} is not a class number 1-"
@@ -84,60 +64,20 @@ def read_class_title_csv(path, name: str, class_names: tuple[str, ...]) -> Class
         texts.append(" ".join(part.replace("\\", " ").strip() for part in row[1:]))
     if not texts:
         raise UserError(f"{path} holds no rows")
-    return ClassificationTask(name, texts, np.asarray(labels, dtype=np.int64), list(class_names), str(path))
+    return ClassificationTask(name, texts, np.asarray(labels, dtype=np.int64), list(class_names), str(path),
+                              {"text_columns": ["title", "text"]})
 
 
-def read_labelled_csv(path, label_column: str = "label") -> ClassificationTask:
-    """Any CSV with a header: ``label_column`` is the class (any strings), the other columns the text."""
-    path = Path(path)
-    rows = _csv_rows(path)
-    try:
-        _, header = next(rows)
-    except StopIteration:
-        raise UserError(f"{path} is empty") from None
-    header = [h.strip() for h in header]
-    if label_column not in header:
-        raise UserError(f"{path} has no {label_column!r} column (its header: {', '.join(header)}); add one or "
-                        "name the label column with --label-column")
-    at = header.index(label_column)
-    raw_labels, texts = [], []
-    for _, row in rows:
-        raw_labels.append(row[at].strip())
-        texts.append(" ".join(v.strip() for i, v in enumerate(row) if i != at))
-    if not texts:
-        raise UserError(f"{path} has a header but no rows")
-    names = sorted(set(raw_labels))
-    index = {n: i for i, n in enumerate(names)}
-    return ClassificationTask(f"csv:{path.name}", texts, np.asarray([index[v] for v in raw_labels], dtype=np.int64),
-                              names, str(path))
+def read_labelled_csv(path, label_column: str = "label", text_columns: list[str] | None = None) -> ClassificationTask:
+    """Any CSV/TSV with a header: ``label_column`` is the class (any strings), ``text_columns`` the text."""
+    texts, raw, info = read_labelled_table(path, label_column, text_columns)
+    labels, names = index_labels(raw)
+    return ClassificationTask(f"{info['format']}:{Path(path).name}", texts, labels, names, str(path), info)
 
 
-def read_fewrel(path, n_labels: int | None = None) -> ClassificationTask:
-    """FewRel 1.0 JSON; the first ``n_labels`` relations in file order (all when None). The sentence
-    is the text (entity positions are not marked, as the paper describes no marking)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"FewRel file {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        relations = list(data)
-        if n_labels is not None:
-            if not 2 <= n_labels <= len(relations):
-                raise UserError(f"{path} has {len(relations)} relations; ask for 2 to {len(relations)} labels")
-            relations = relations[:n_labels]
-        texts, labels = [], []
-        for i, rel in enumerate(relations):
-            for item in data[rel]:
-                texts.append(" ".join(item["tokens"]))
-                labels.append(i)
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise UserError(f"{path} is not FewRel JSON (relation -> [{{'tokens': [...]}}, ...]): {e}") from None
-    names = relations
-    pid_file = path.parent / "pid2name.json"
-    if pid_file.is_file():
-        pid = json.loads(pid_file.read_text(encoding="utf-8"))
-        names = [f"{r} ({pid[r][0]})" if r in pid else r for r in relations]
-    return ClassificationTask(f"fewrel{len(relations)}", texts, np.asarray(labels, dtype=np.int64), names, str(path))
+def read_fewrel_task(path, n_labels: int | None = None, entity_markers: bool = True) -> ClassificationTask:
+    name, texts, labels, names, info = read_fewrel(path, n_labels, entity_markers)
+    return ClassificationTask(name, texts, labels, names, str(path), info)
 
 
 def classification_dir(kind: str) -> Path:
@@ -151,10 +91,16 @@ def classification_dir(kind: str) -> Path:
     return Path(env).expanduser()
 
 
-def load_task(spec: str, labels: int | None = None, label_column: str = "label") -> ClassificationTask:
-    """``agnews[:PATH]``, ``dbpedia:PATH``, ``fewrel[:PATH]`` (``labels`` relations, default 16) or ``csv:PATH``."""
+def load_task(spec: str, labels: int | None = None, label_column: str = "label",
+              text_columns: list[str] | None = None, entity_markers: bool = True) -> ClassificationTask:
+    """``agnews[:PATH]``, ``dbpedia:PATH``, ``fewrel[:PATH]`` (``labels`` relations, default all) or
+    ``csv:PATH`` (a CSV or TSV with a header; ``tsv:PATH`` is the same)."""
     kind, _, path = str(spec).partition(":")
     kind = kind.strip().lower()
+    if text_columns and kind not in ("csv", "tsv"):
+        raise UserError(f"--text-column is for csv:PATH tasks; {kind} has its own fixed columns")
+    if labels is not None and kind != "fewrel":
+        raise UserError(f"--labels chooses FewRel relations; {kind} uses all of its labels")
     if kind == "agnews":
         return read_class_title_csv(path or classification_dir(kind) / "agnews" / "test.csv", "agnews", AGNEWS_CLASSES)
     if kind == "dbpedia":
@@ -162,10 +108,21 @@ def load_task(spec: str, labels: int | None = None, label_column: str = "label")
             raise UserError("no DBPedia file is shipped; give its CSV as --task dbpedia:PATH")
         return read_class_title_csv(path, "dbpedia", DBPEDIA_CLASSES)
     if kind == "fewrel":
-        return read_fewrel(path or classification_dir(kind) / "fewrel" / "val_wiki.json", labels or 16)
-    if kind == "csv" and path:
-        return read_labelled_csv(path, label_column)
+        return read_fewrel_task(path or classification_dir(kind) / "fewrel" / "val_wiki.json", labels, entity_markers)
+    if kind in ("csv", "tsv") and path:
+        return read_labelled_csv(path, label_column, text_columns)
     raise UserError(f"unknown task {spec!r}; use agnews, fewrel, dbpedia:PATH or csv:PATH")
+
+
+def default_per_label(kind: str, counts) -> tuple[int, int]:
+    """(train, test) per label when not asked: the paper's sizes where every label has enough items, else
+    nine tenths / one tenth of the smallest label (FewRel 1.0's 700 a relation give the paper's 630/70)."""
+    train, test = DEFAULT_PER_LABEL.get(kind, DEFAULT_PER_LABEL["csv"])
+    smallest = int(min(counts))
+    if smallest >= train + test:
+        return train, test
+    test = max(1, smallest // 10)
+    return smallest - test, test
 
 
 # ------------------------------------------------------------------ balanced splits
@@ -181,16 +138,43 @@ def balanced_split(task: ClassificationTask, train_per_label: int, test_per_labe
         raise UserError("train and test per label must be at least 1")
     need = train_per_label + test_per_label
     train, test = [], []
-    for label, count in enumerate(task.counts()):
-        if count < need:
-            raise UserError(f"label {task.label_names[label]!r} of {task.name} has {count:,} examples, fewer than the "
-                            f"{need:,} asked ({train_per_label:,} train + {test_per_label:,} test per label); ask "
-                            f"for at most {count:,} per label")
-        items = np.flatnonzero(task.labels == label)
-        order = items[np.random.default_rng([int(seed), _TAG_SPLIT, label]).permutation(len(items))]
+    for label in range(task.n_labels):
+        order = _shuffled(task, np.flatnonzero(task.labels == label), seed, _TAG_SPLIT, label, need,
+                          f"({train_per_label:,} train + {test_per_label:,} test per label)")
         test.append(order[:test_per_label])
         train.append(order[test_per_label:need])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def balanced_subset(task: ClassificationTask, items: np.ndarray, per_label: int, seed: int, tag: int) -> np.ndarray:
+    """``per_label`` items of every label drawn from ``items`` (one file of a train/test pair), seeded."""
+    if per_label < 1:
+        raise UserError("train and test per label must be at least 1")
+    return np.sort(np.concatenate([
+        _shuffled(task, items[task.labels[items] == label], seed, tag, label, per_label, "")[:per_label]
+        for label in np.unique(task.labels[items])]))
+
+
+def carve_validation(task: ClassificationTask, train: np.ndarray, seed: int,
+                     fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) from the train items: a tenth of every label (at least one), seeded, so that a
+    choice made on validation (a learning rate) never sees the test half."""
+    fit, val = [], []
+    for label in np.unique(task.labels[train]):
+        order = _shuffled(task, train[task.labels[train] == label], seed, _TAG_VALIDATION, label, 2,
+                          "(one to fit and one to validate the learning rate on)")
+        k = max(1, int(round(fraction * len(order))))
+        val.append(order[:k])
+        fit.append(order[k:])
+    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
+
+
+def _shuffled(task, items: np.ndarray, seed: int, tag: int, label: int, need: int, why: str) -> np.ndarray:
+    if len(items) < need:
+        raise UserError(f"label {task.label_names[label]!r} of {task.name} has {len(items):,} examples, fewer than the "
+                        f"{need:,} asked {why}; ask for at most {len(items):,} per label with --train-per-label and "
+                        "--test-per-label".replace(" asked ;", " asked;"))
+    return items[np.random.default_rng([int(seed), tag, int(label)]).permutation(len(items))]
 
 
 def encode_texts(tokenizer, texts: list[str], max_len: int, cls_id: int | None, sep_id: int | None,

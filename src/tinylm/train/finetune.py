@@ -48,8 +48,8 @@ def classifier_from(pretrained: nn.Module | None, config: ModelConfig, n_classes
     fresh), or, with ``pretrained=None``, the same architecture from scratch. The fresh parts are drawn
     from ``seed``, so seeds differ only in what the seed controls."""
     if config.kind != "encoder":
-        raise UserError(f"fine-tuning for classification needs an encoder (flavour bert), got a {config.flavour} "
-                        "decoder")
+        raise UserError(f"fine-tuning for classification needs an encoder, got a {config.flavour} decoder: give a "
+                        "run trained with flavour bert, an encoder preset (bert-1), or a spec with --flavour bert")
     torch.manual_seed(seed)
     model = build_model(config.replace(n_classes=int(n_classes)))
     if pretrained is not None:
