@@ -1,5 +1,8 @@
 """The events a method can react to, in the order the loop emits them.
 
+    check           once, when the run is built (fresh or resumed), before anything is written into the run
+                    directory: refuse options that do not fit this run (its model, length, neighbours) with a
+                    UserError, so a mistake leaves no config.yaml or metrics behind; must change nothing
     start           once, after the model, optimizer and data exist (also after a resume)
     step_start      before each optimizer step's micro-batches
     soft_targets    per micro-batch, before the objective: may return `SoftTargets`, a distribution per
@@ -45,6 +48,7 @@ class Method:
     def __init__(self, config: MethodConfig):
         self.config = config
 
+    def check(self, run: "Run") -> None: ...
     def on_start(self, run: "Run") -> None: ...
     def on_step_start(self, run: "Run") -> None: ...
     def soft_targets(self, run: "Run", batch: dict) -> "SoftTargets | None":

@@ -182,6 +182,7 @@ class Distill(Method):
         self.forward = None           # the teachers' logits (the top-k cache's misses); compiled when the run compiles
         self.distribution = teacher_distribution  # compiled (with the teachers) when the run compiles
         self.cache = None             # TeacherCache, with `cache:`
+        self._members = []            # the loaded teachers (LoadedModel), which the cache's key names
         self.teacher_flops_per_token = 0.0
         self.teacher_flops = 0.0      # cumulative teacher forward FLOPs (state: survives resume)
         self.micro = 0                # micro-batch within the current step (the cache's key)
@@ -189,9 +190,17 @@ class Distill(Method):
         self._n = 0
 
     # -- events ----------------------------------------------------------------------------------
+    def check(self, run) -> None:
+        if self.teacher is None:  # a missing or unfit teacher is refused before the run writes anything
+            self._load_teachers(run)
+
     def on_start(self, run) -> None:
         if self.teacher is None:
             self._load_teachers(run)
+        if self.config.cache is not None and self.cache is None:
+            self.cache = self._open_cache(run, self._members)
+        log.info("distill: %d teacher(s), alpha %g, temperature %g%s", len(self._members), self.config.alpha,
+                 self.config.temperature, f", top-{self.cache.top_k} cache in {self.cache.dir}" if self.cache else "")
         if self.forward is None:
             _store_matmul_weights_in(self.teacher, _compute_dtype(run))
             self.forward = self.teacher
@@ -210,10 +219,7 @@ class Distill(Method):
         self.teacher = ensemble_of(loaded).to(run.device).requires_grad_(False)
         seq_len = run.recipe.data.seq_len
         self.teacher_flops_per_token = sum(forward_flops_per_token(m.model, seq_len) for m in loaded)
-        if self.config.cache is not None:
-            self.cache = self._open_cache(run, loaded)
-        log.info("distill: %d teacher(s), alpha %g, temperature %g%s", len(loaded), self.config.alpha,
-                 self.config.temperature, f", top-{self.cache.top_k} cache in {self.cache.dir}" if self.cache else "")
+        self._members = loaded  # the cache (opened at start: it writes) keys on them
 
     def on_step_start(self, run) -> None:
         self.micro = 0

@@ -89,11 +89,10 @@ class Forget(Method):
         self.resets = 0       # resets done so far
         self.last_reset = -1  # the step of the latest one
 
-    def on_start(self, run) -> None:
+    def check(self, run) -> None:
         cfg, k = self.config, self.config.k
         model = run.model
-        self.names = select_embedding_params([n for n, _ in model.named_parameters()], cfg.params,
-                                             tied=model.lm_head is None)
+        select_embedding_params([n for n, _ in model.named_parameters()], cfg.params, tied=model.lm_head is None)
         if cfg.cyclic and any(m.name == "sleep" for m in run.methods):
             raise UserError("forget: `cyclic: true` and sleep both restart the learning-rate schedule (every k "
                             "and every episode): drop `cyclic` when sleeping")
@@ -110,6 +109,11 @@ class Forget(Method):
             if explicit:
                 raise UserError(message)
             log.warning("%s (k is the default; nothing will be forgotten)", message)
+
+    def on_start(self, run) -> None:
+        model = run.model
+        self.names = select_embedding_params([n for n, _ in model.named_parameters()], self.config.params,
+                                             tied=model.lm_head is None)
 
     def on_step_start(self, run) -> None:
         """Between step k·n and the next: reset, restart cycles, set this step's embedding LR."""

@@ -33,8 +33,14 @@ class Freeze(Method):
     name = "freeze"
     Config = FreezeConfig
 
-    def on_start(self, run) -> None:
+    def check(self, run) -> None:
+        self._trained(run)  # an unknown parameter or role is refused here
+
+    def _trained(self, run) -> set[str]:
         names = [n for n, _ in run.model.named_parameters()]
-        keep = set(select_embedding_params(names, self.config.train, tied=run.model.lm_head is None, who="freeze"))
+        return set(select_embedding_params(names, self.config.train, tied=run.model.lm_head is None, who="freeze"))
+
+    def on_start(self, run) -> None:
+        keep = self._trained(run)
         if {n for n, p in run.model.named_parameters() if p.requires_grad} != keep:
             run.set_trainable(lambda name, p: name in keep)

@@ -102,9 +102,12 @@ class Grow(Method):
         self.next = 0  # index of the next segment to begin
 
     # -- events ----------------------------------------------------------------------------------
-    def on_start(self, run) -> None:
-        if self.begun:  # resumed: depth, frozen set and optimizer state come from the checkpoint
-            return
+    def check(self, run) -> None:
+        if not self.begun:  # resumed: the plan was checked when it was laid
+            self._plan(run)
+
+    def _plan(self, run) -> tuple[list[int], list[dict]]:
+        """The stage layout and the curriculum of this run; a plan that does not fit it is refused."""
         self._check_neighbours(run)
         cfg = self.config
         layout = stage_layout(run.model.config.n_layers, cfg.stages, cfg.remainder)
@@ -112,7 +115,12 @@ class Grow(Method):
         if run.step + sum(lengths) > run.total_steps:
             raise UserError(f"grow: {cfg.stages} stages take {sum(lengths)} steps but the run has "
                             f"{run.total_steps - run.step}: shorten `stage`/`incremental` or lengthen train.duration")
-        self.plan = build_plan(layout, lengths, cfg.phase1_fraction, run.step, run.total_steps)
+        return layout, build_plan(layout, lengths, cfg.phase1_fraction, run.step, run.total_steps)
+
+    def on_start(self, run) -> None:
+        if self.begun:  # resumed: depth, frozen set and optimizer state come from the checkpoint
+            return
+        layout, self.plan = self._plan(run)
         self.begun = True
         if layout[0] < run.model.config.n_layers:
             run.truncate(layout[0])

@@ -19,6 +19,9 @@ from tinylm.train.recipe import apply_overrides, recipe_from_dict
 from tinylm.train.serialize import write_json
 
 
+ADAPTATION_FILES = ("store", "run", "adaptation.json")  # what `adapt` writes into its --out
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -33,6 +36,20 @@ def adaptation_store(corpus, store, tokenizer: str, out: Path, seed: int, docs: 
     return TokenStore.open(path)
 
 
+def adaptation_recipe(run_dir: Path, ckpt: Path, store_path: Path, duration: str, lr: float | None, seed: int,
+                      overrides=()):
+    """The pretraining recipe turned into the adaptation's: new store, weights from `ckpt`, body frozen."""
+    data = recipe_for_run(run_dir).to_dict()
+    data["name"] = f"{data['name']}-adapted"
+    data["data"] = {**data["data"], "store": str(store_path), "sources": None}
+    data["model"] = {"name": "init_from", "init_from": str(ckpt)}
+    data["methods"] = [{"freeze": {"train": ["embeddings", "output"]}}]
+    data["train"] = {**data["train"], "duration": duration, "seed": seed}
+    if lr is not None:
+        data["train"]["lr"] = lr
+    return recipe_from_dict(apply_overrides(data, list(overrides)))
+
+
 def adapt(run, out, corpus=None, store=None, tokenizer: str = "bpe:8000", duration: str = "500 steps",
           lr: float | None = None, target_loss: float | None = None, seed: int = 0, overrides=(),
           resume: bool = False, docs: str = "line") -> dict:
@@ -40,20 +57,14 @@ def adapt(run, out, corpus=None, store=None, tokenizer: str = "bpe:8000", durati
     if run_dir is None:
         raise UserError(f"{run} is a bare checkpoint: give its run directory (adaptation reuses the run's recipe)")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    # The whole recipe (duration, lr, --set) is checked before the new language's store is prepared into `out`.
+    adaptation_recipe(run_dir, ckpt, Path(store) if store is not None else out / "store", duration, lr, seed,
+                      overrides)
     new_store = adaptation_store(corpus, store, tokenizer, out, seed, docs)
     if _sha(ckpt / "tokenizer.json") == _sha(new_store.path / new_store.meta["tokenizer"].get("file", "tokenizer.json")):
         raise UserError(f"token store {new_store.path} uses the pretraining tokenizer; adaptation needs a new one: "
                         "pass --corpus with --tokenizer bpe:N (or a store prepared with a new tokenizer)")
-    data = recipe_for_run(run_dir).to_dict()
-    data["name"] = f"{data['name']}-adapted"
-    data["data"] = {**data["data"], "store": str(new_store.path), "sources": None}
-    data["model"] = {"name": "init_from", "init_from": str(ckpt)}
-    data["methods"] = [{"freeze": {"train": ["embeddings", "output"]}}]
-    data["train"] = {**data["train"], "duration": duration, "seed": seed}
-    if lr is not None:
-        data["train"]["lr"] = lr
-    recipe = recipe_from_dict(apply_overrides(data, list(overrides)))
+    recipe = adaptation_recipe(run_dir, ckpt, new_store.path, duration, lr, seed, overrides)
     summary = execute(recipe, out / "run", resume=resume, force=resume)
     points = curve(out / "run", "loss")
     report = {"pretrained": str(ckpt), "store": str(new_store.path), "steps": summary["steps"],

@@ -285,8 +285,6 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
             raise UserError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
         if ckpt is not None:
             check_resume(out_dir, recipe, force)
-        elif world.is_main:  # a run that never reached its first checkpoint starts again from scratch
-            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
     store = open_store(recipe, world)
     torch.manual_seed(recipe.train.seed)
     cfg = model_config(recipe, store)
@@ -306,8 +304,12 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     run.store = store
     if ckpt is not None:
         restore(run, ckpt)
+    run.check_methods()  # the methods' options against this model and length: refused before anything is written
+    if ckpt is not None:
         follow_new_length(run, ckpt)
     if out_dir is not None and world.is_main:
+        if ckpt is None:  # a run that never reached its first checkpoint starts again from scratch
+            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(_resolved_yaml(recipe))  # on --force the new values rule
     world.barrier()

@@ -124,6 +124,7 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     t = run.recipe.train
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
     run.model.train()
+    run.check_methods()
     run.emit("start")
     if on_start:
         on_start(run)

@@ -141,6 +141,14 @@ class Run:
         for method in self.methods:
             getattr(method, f"on_{event}")(self, *args)
 
+    def check_methods(self) -> None:
+        """Each method's `check` of its options against this run, once: `build_run` calls it before it writes
+        anything into the run directory, the loop before `start` (for a Run built by hand)."""
+        if not getattr(self, "methods_checked", False):
+            for method in self.methods:
+                method.check(self)
+            self.methods_checked = True
+
     # -- the primitives ------------------------------------------------------------------------
     def reset_optimizer(self, params: ParamSelector = None) -> None:
         """Forget AdamW's moments and step counts of exactly these parameters (all by default)."""
