@@ -52,3 +52,40 @@ def assert_user_error(capsys):
         assert not changed, f"{argv} left changes behind: {changed}"
         return err
     return check
+
+
+@pytest.fixture(scope="session")
+def pretrained(tmp_path_factory, tiny_store):
+    """A tiny finished run to adapt (8 steps), trained once per session."""
+    import yaml
+
+    from tinylm.runs.execute import execute
+    from tinylm.train.recipe import load_recipe
+
+    root = tmp_path_factory.mktemp("pretrained")
+    (root / "tiny.yaml").write_text(yaml.safe_dump({
+        "name": "tiny", "data": {"store": str(tiny_store), "seq_len": 16},
+        "model": {"name": "L1-2-16x2", "flavour": "llama"},
+        "train": {"duration": "8 steps", "batch_size": 2, "precision": "fp32"}, "eval": {"windows": 2}}))
+    execute(load_recipe(str(root / "tiny.yaml")), root / "run")
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def read_only_dir(tmp_path_factory):
+    """An empty directory nobody may write in: mode 555 for a normal user; for root (whom modes do not stop),
+    a read-only tmpfs mounted there, or the test is skipped where mounting is not allowed."""
+    import os
+    import subprocess
+
+    d = tmp_path_factory.mktemp("read-only")
+    if os.geteuid() != 0:
+        d.chmod(0o555)
+        yield d
+        d.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(d)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip("root without the right to mount a read-only tmpfs: no read-only directory to test with")
+    yield d
+    subprocess.run(["umount", str(d)], capture_output=True)

@@ -71,23 +71,6 @@ def test_methods_options_are_refused_by_the_recipe_itself(tiny_recipe):
         load_recipe(str(tiny_recipe(methods=[{"forget": {"evry": 5}}])))
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, tiny_store):
-    """A tiny finished run to adapt (8 steps), trained once for this module."""
-    import yaml
-
-    from tinylm.runs.execute import execute
-    from tinylm.train.recipe import load_recipe
-
-    root = tmp_path_factory.mktemp("pretrained")
-    (root / "tiny.yaml").write_text(yaml.safe_dump({
-        "name": "tiny", "data": {"store": str(tiny_store), "seq_len": 16},
-        "model": {"name": "L1-2-16x2", "flavour": "llama"},
-        "train": {"duration": "8 steps", "batch_size": 2, "precision": "fp32"}, "eval": {"windows": 2}}))
-    execute(load_recipe(str(root / "tiny.yaml")), root / "run")
-    return root / "run"
-
-
 ADAPT_CASES = [
     (["--duration", "0"], "duration"), (["--duration", "ten steps"], "duration"), (["--duration", "-5"], "duration"),
     (["--lr", "0"], "train.lr"), (["--lr", "-1"], "train.lr"), (["--lr", "nan"], "train.lr"),

@@ -41,6 +41,9 @@ def run(args) -> int:
 
     from tinylm.eval.compare import correlate, find_runs, table
 
+    if args.x:
+        from tinylm.output_location import check_output_file
+        check_output_file(args.plot or f"compare-{args.x}.png", "--plot")
     skipped: list[str] = []  # `compare runs/*` also matches an eval output or a plot: a note each, not an error
     runs = find_runs(args.runs, skipped)
     for note in skipped:

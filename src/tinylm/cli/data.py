@@ -78,7 +78,10 @@ def run_subset(args: argparse.Namespace) -> int:
 
     from tinylm.data.store import TokenStore
     from tinylm.data.subsets import parse_words, write_subset
+    from tinylm.output_location import check_apart, check_output_dir
 
+    check_output_dir(args.out)
+    check_apart(args.out, [args.store])
     store = TokenStore.open(args.store)
     budgets = [(text, parse_words(text)) for text in args.words]
     for text, words in sorted(budgets, key=lambda b: b[1]):

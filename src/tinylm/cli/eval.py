@@ -119,7 +119,11 @@ def run(args) -> int:
     from tinylm.eval.scoring import Scorer, keep_freed_memory
     from tinylm.eval.validation import validation_loss
 
+    from tinylm.output_location import check_output_dir
+
     _check_args(args)
+    if args.out:
+        check_output_dir(args.out)
     keep_freed_memory()
     device = _device(args.device)
     # Read every data file first: a malformed line fails in a second, before the model loads.
@@ -140,6 +144,10 @@ def run(args) -> int:
         members = [load_any(args.model, device=str(device))]
         loaded = members[0]
         model = loaded.model.eval()
+    if not args.ensemble and not args.out:  # the results go into the model's run: writable, before scoring
+        run_target = report.results_target(loaded, None)[0]
+        if run_target is not None:
+            check_output_dir(run_target, "results folder", fix="pass --out DIR to write the results elsewhere")
     tokenizer = loaded.tokenizer
     specials = special_ids_for(loaded)
     progress = _Progress(enabled=not args.quiet and not args.json)

@@ -26,7 +26,10 @@ def register(sub) -> None:
 def run(args) -> int:
     from tinylm.eval.export import export_hf
     from tinylm.eval.hf_import import load_any
+    from tinylm.output_location import check_apart, check_output_dir
 
+    check_output_dir(args.out)
+    check_apart(args.out, [args.model])  # `--force` onto its own input would delete the source first
     loaded = load_any(args.model)
     result = export_hf(loaded, args.out, head=args.head, force=args.force)
     if args.json:

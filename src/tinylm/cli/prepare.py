@@ -95,7 +95,14 @@ def _raise_interrupt(signum, frame):
 
 def run(args: argparse.Namespace) -> int:
     from tinylm.data.prepare import prepare_store
+    from tinylm.errors import UserError
+    from tinylm.output_location import check_apart, check_output_dir
 
+    if args.workers < 0:
+        raise UserError(f"--workers {args.workers}: give 0 (tokenise in this process, on all cores) or a number of "
+                        "tokeniser processes")
+    check_output_dir(args.out)
+    check_apart(args.out, [*args.sources, *(args.val_files or [])])
     view = ProgressView()
     in_main_thread = threading.current_thread() is threading.main_thread()
     # `kill` cleans up like Ctrl-C does (signal handlers can only be set from the main thread)

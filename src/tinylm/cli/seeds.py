@@ -27,6 +27,9 @@ def run(args) -> int:
     from tinylm.runs.seeds import group_values
     from tinylm.runs.stats import compare, describe
 
+    if args.plot:
+        from tinylm.output_location import check_output_file
+        check_output_file(args.plot, "--plot")
     groups = []
     for path in args.groups:
         values, skipped = group_values(path, args.metric)

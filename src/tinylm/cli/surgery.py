@@ -30,8 +30,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from tinylm.output_location import check_apart, check_output_dir
     from tinylm.runs.surgery import reset_embeddings
 
+    check_output_dir(args.out)
+    check_apart(args.out, [args.checkpoint])
     params = [s.strip() for s in args.params.split(",") if s.strip()]
     report = reset_embeddings(args.checkpoint, args.out, seed=args.seed, params=params, make_latest=args.latest)
     for warning in report.warnings:

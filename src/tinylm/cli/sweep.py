@@ -72,6 +72,9 @@ STRUCTURE_OPTIONS = (("--target-heads", 120, "total query heads to aim at"),
 
 def run(args) -> int:
     from tinylm.errors import UserError
+    from tinylm.output_location import check_output_dir
+
+    check_output_dir(args.out)
     from tinylm.sweep.structures import StructureSpace, parse_int_range
     from tinylm.train.duration import parse_duration
     from tinylm.train.recipe import load_recipe

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from tinylm.errors import UserError
+from tinylm.output_location import check_output_dir, foreign_contents
 from tinylm.runs.execute import execute
 from tinylm.runs.stats import describe
 from tinylm.train.build import run_changes
@@ -88,7 +89,8 @@ def train_seeds(base: dict, out_dir: Path, seeds: list[int], *, pinned: tuple[st
     `resume` or `new`. `force` continues seed runs whose recipe changed (as `train --force`).
     An interrupted seed stops the study (the summary says `complete: false`); run it again.
     """
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir, accept=lambda p: foreign_contents(
+        p, (SUMMARY, *(f"seed{s}" for s in seeds)), "a seed study", "choose a new or empty --out"))
     result = SeedsResult(out_dir, [], {})
     for seed in seeds:
         recipe = recipe_from_dict(seed_recipe(base, seed, pinned))
