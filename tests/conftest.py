@@ -252,3 +252,50 @@ def resumes_exactly(tmp_path):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         return straight, resumed
     return check
+
+
+class Unpickled(BaseException):
+    """Raised by the `no_unpickling` guard; a BaseException, so no `except Exception` can swallow it."""
+
+
+@pytest.fixture
+def no_unpickling(monkeypatch):
+    """Fail the test if `torch.load` or `pickle.load` is reached: tinylm never unpickles (issue 16, class 2).
+    Each call is also recorded and checked at teardown, in case something swallowed the exception."""
+    import pickle
+
+    import torch
+
+    calls = []
+
+    def forbidden(name):
+        def guard(*args, **kwargs):
+            calls.append(name)
+            raise Unpickled(f"{name} was called: tinylm must never unpickle")
+        return guard
+
+    monkeypatch.setattr(torch, "load", forbidden("torch.load"))
+    monkeypatch.setattr(torch.serialization, "load", forbidden("torch.serialization.load"))
+    monkeypatch.setattr(pickle, "load", forbidden("pickle.load"))
+    yield calls
+    assert not calls, f"unpickled: {calls}"
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_store):
+    """A tiny finished run (12 steps; checkpoints at 4, 8 and 12, all kept), trained once per session.
+    Copy it before changing it: `shutil.copytree(trained_run, tmp_path / "run")`."""
+    import yaml
+
+    from tinylm.runs.execute import execute
+    from tinylm.train.recipe import load_recipe
+
+    root = tmp_path_factory.mktemp("trained")
+    recipe = root / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "tiny", "data": {"store": str(tiny_store), "seq_len": 16, "sampler": "windows"},
+        "model": {"name": "L1-2-16x2", "flavour": "llama"},
+        "train": {"duration": "12 steps", "batch_size": 2, "lr": 3e-3, "log_every": 2, "precision": "fp32"},
+        "eval": {"every": 6, "windows": 2, "batch_size": 2}, "checkpoint": {"every": 4, "keep": 3}}))
+    execute(load_recipe(str(recipe)), root / "run")
+    return root / "run"

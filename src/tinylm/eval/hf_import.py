@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from pathlib import Path
 
 from tinylm.errors import UserError
@@ -61,29 +60,51 @@ def _auto_class(tf, model_type: str):
     return tf.AutoModelForCausalLM
 
 
+# Weights formats that are pickles (or would need their framework to read): never opened.
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "training_args.bin", "model.pt", "model.pth",
+                   "model.ckpt", "tf_model.h5", "flax_model.msgpack")
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+
+
+def check_safetensors_only(path: Path) -> None:
+    """Refuse, before anything is loaded, a transformers directory whose weights are not safetensors:
+    `pytorch_model.bin` is a pickle, and unpickling runs whatever code the file carries."""
+    path = Path(path)
+    if any((path / name).is_file() for name in SAFE_WEIGHTS):
+        return
+    pickled = [name for name in PICKLED_WEIGHTS if (path / name).is_file()] or sorted(
+        p.name for p in path.glob("*.bin"))[:1]
+    if pickled:
+        raise UserError(f"{path} has no model.safetensors, only {pickled[0]} (a pickle: tinylm never unpickles): "
+                        "convert to safetensors with transformers first (AutoModel.from_pretrained(DIR)"
+                        ".save_pretrained(DIR, safe_serialization=True))")
+    raise UserError(f"{path} has a config.json but no weights (model.safetensors): re-save the model with "
+                    "save_pretrained(DIR)")
+
+
 def load_hf_dir(path: Path, device: str = "cpu"):
     """Convert a transformers model directory into a tinylm ``LoadedModel``."""
+    check_safetensors_only(path)
     with quiet_transformers() as tf:
         return _load_hf_dir(tf, Path(path), device)
 
 
 def _load_hf_dir(tf, path: Path, device):
+    from safetensors import SafetensorError
+
     from tinylm.models.hf import from_hf
     from tinylm.runs.load import LoadedModel
 
-    try:
-        cfg = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{path / 'config.json'} is not a readable transformers config ({e}); re-save the model "
-                        "with save_pretrained") from e
-    if not any((path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json",
-                                                       "pytorch_model.bin")):
-        raise UserError(f"{path} has a config.json but no weights (model.safetensors): re-save the model with "
-                        "save_pretrained(DIR)")
+    from tinylm.rundir.files import read_json
+
+    cfg = read_json(path / "config.json", "it is not a readable transformers config: re-save the model with "
+                    "save_pretrained(DIR)")
+    check_safetensors_only(path)
     tokenizer_path, specials = _tokenizer(tf, path)
     try:
-        hf_model = _auto_class(tf, cfg.get("model_type", "")).from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError, KeyError) as e:
+        hf_model = _auto_class(tf, cfg.get("model_type", "")).from_pretrained(
+            str(path), local_files_only=True, use_safetensors=True)  # never a fallback to pytorch_model.bin
+    except (OSError, ValueError, KeyError, SafetensorError) as e:
         raise UserError(f"transformers cannot load {path} ({str(e).splitlines()[0]}); tinylm imports llama, gemma, "
                         "gpt2, gpt_neox and bert models") from e
     model = from_hf(hf_model).float().to(device).eval()

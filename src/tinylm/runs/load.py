@@ -6,7 +6,6 @@ Evaluation, export, teachers and surgery all start here; a checkpoint is self-co
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +13,10 @@ import torch
 from torch import nn
 
 from tinylm.errors import UserError
-from tinylm.models import ModelConfig, build_model
-from tinylm.train.checkpoint import latest_checkpoint, load_weights, read_model_config
+from tinylm.models import build_model
+from tinylm.rundir.checkpoints import (checkpoint_fix, checkpoint_model_config, holds_checkpoints, latest_checkpoint,
+                                       load_checkpoint_weights)
+from tinylm.rundir.files import read_json
 
 
 @dataclass
@@ -30,7 +31,11 @@ class LoadedModel:
     @property
     def tokenizer(self):
         from tokenizers import Tokenizer
-        return Tokenizer.from_file(str(self.tokenizer_path))
+        try:
+            return Tokenizer.from_file(str(self.tokenizer_path))
+        except Exception as e:  # tokenizers raises its own Exception for a torn or foreign file
+            raise UserError(f"{self.tokenizer_path} is not a readable tokenizer ({str(e).splitlines()[0][:120]}): "
+                            "copy the tokenizer.json of the run's token store there") from e
 
 
 def resolve_checkpoint(path) -> tuple[Path, Path | None]:
@@ -43,6 +48,10 @@ def resolve_checkpoint(path) -> tuple[Path, Path | None]:
         ckpt = latest_checkpoint(path)
         if ckpt is not None:
             return ckpt, path
+        if holds_checkpoints(path):
+            raise UserError(f"{path / 'checkpoints'} holds no complete checkpoint (each is missing or damaged): "
+                            f"resume the run to write one (`tinylm train --out {path} --resume`), or give a "
+                            "checkpoint directory")
         raise UserError(f"{path} holds no checkpoint: train it first (`tinylm train ... --out {path}`) "
                         "or give a checkpoint directory")
     raise UserError(f"{path} does not exist: give a run directory or a checkpoint directory")
@@ -54,9 +63,11 @@ def load_model(path, device: str | torch.device = "cpu") -> LoadedModel:
     if not tokenizer.is_file():
         raise UserError(f"checkpoint {ckpt} has no tokenizer.json: copy the run's token store tokenizer.json "
                         "there, or re-save the checkpoint with this version of tinylm")
+    # The tokenizer files are not held to the checkpoint's checksums: putting another tokenizer.json
+    # there is a documented move (an older checkpoint, a shared vocabulary), checked when it is read.
     meta_path = ckpt / "tokenizer_meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    model = build_model(ModelConfig.from_dict(read_model_config(ckpt)))
-    model.load_state_dict(load_weights(ckpt))
+    meta = read_json(meta_path, checkpoint_fix(ckpt)) if meta_path.is_file() else {}
+    model = build_model(checkpoint_model_config(ckpt))
+    load_checkpoint_weights(model, ckpt)
     model.to(device).eval()
     return LoadedModel(model, ckpt, run_dir, tokenizer, dict(meta.get("special_ids", {})), meta.get("name"))

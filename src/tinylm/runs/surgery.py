@@ -86,17 +86,17 @@ def reset_embeddings(source, out, seed: int | None = None, params=("embeddings",
 
 # -- tinylm checkpoints ------------------------------------------------------------------------------
 def _tinylm(source: Path, tmp: Path, seed: int, params: list[str]) -> SurgeryReport:
-    from tinylm.models import ModelConfig, build_model
+    from tinylm.models import build_model
     from tinylm.runs.load import resolve_checkpoint
-    from tinylm.train.checkpoint import read_model_config
+    from tinylm.rundir.checkpoints import checked_weights, checkpoint_fix, checkpoint_model_config
     from tinylm.train.serialize import load_tree, save_tree
 
     ckpt, _ = resolve_checkpoint(source)
     with torch.device("meta"):  # modules and names only; no memory, no init
-        model = build_model(ModelConfig.from_dict(read_model_config(ckpt)))
+        model = build_model(checkpoint_model_config(ckpt))
     names = select_embedding_params([n for n, _ in model.named_parameters()], params,
                                     tied=model.lm_head is None, who="surgery")
-    weights = load_file(str(ckpt / "model.safetensors"))
+    weights = checked_weights(ckpt)  # checksum and shapes checked: a torn or foreign file is one line
     for name in names:
         fresh = torch.empty(tuple(weights[name].shape), dtype=torch.float32)
         model.init_parameter_(name, fresh, seed=seed)  # the model's own init; padding row zero
@@ -107,9 +107,14 @@ def _tinylm(source: Path, tmp: Path, seed: int, params: list[str]) -> SurgeryRep
             _copy(entry, tmp / entry.name)
     save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     if (ckpt / "state.json").is_file():
-        state = load_tree(ckpt, "state")
+        state = load_tree(ckpt, "state", checkpoint_fix(ckpt))
+        if not isinstance(state.get("optimizer"), dict):
+            raise UserError(f"{ckpt / 'state.json'} holds no optimizer state: {checkpoint_fix(ckpt)}")
         report.optimizer_reset = [n for n in names if state["optimizer"].pop(n, None) is not None]
-        save_tree(state, tmp, "state")
+        from tinylm.rundir.files import sha256_file
+
+        # sealed as training seals a checkpoint: state.json, written last, holds each file's checksum
+        save_tree(state, tmp, "state", checksums={p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()})
     else:
         report.warnings.append(f"{ckpt} has no optimizer state (state.json): only the weights were edited")
     return report
@@ -132,7 +137,12 @@ def _point_latest(out: Path) -> None:
 
 # -- Hugging Face model directories -------------------------------------------------------------------
 def _huggingface(source: Path, tmp: Path, seed: int, params: list[str]) -> SurgeryReport:
-    config = json.loads((source / "config.json").read_text())
+    from tinylm.eval.hf_import import check_safetensors_only
+    from tinylm.rundir.files import read_json
+
+    check_safetensors_only(source)  # a pytorch_model.bin is a pickle: refused before anything is read
+    config = read_json(source / "config.json", "it is not a readable transformers config: re-save the model with "
+                       "save_pretrained(DIR)")
     index = source / "model.safetensors.index.json"
     if index.is_file():
         where = dict(json.loads(index.read_text())["weight_map"])

@@ -16,11 +16,13 @@ import yaml
 from tinylm.errors import UserError
 from tinylm.methods import build_methods
 from tinylm.models import ModelConfig, build_model, resolve_model_config
-from tinylm.output_location import check_output_dir, foreign_contents
 from tinylm.precision import resolve_precision
 from tinylm.train import distributed
 from tinylm.train.batches import training_batches, validation_batches
-from tinylm.train.checkpoint import latest_checkpoint, load_weights, read_model_config, restore
+from tinylm.rundir.checkpoints import (checked_weights, checkpoint_model_config, holds_checkpoints,
+                                       load_checkpoint_weights, promote, state_summary)
+from tinylm.rundir.files import read_yaml
+from tinylm.train.checkpoint import latest_checkpoint, restore
 from tinylm.train.duration import parse_duration
 from tinylm.train.recipe import Recipe, apply_overrides, recipe_changes, recipe_from_dict
 from tinylm.train.run import Run
@@ -57,8 +59,6 @@ def open_store(recipe: Recipe, world: distributed.World):
     sources = _sources(data)
     out = sources_store_path(data)
     if world.is_main and not (out / "meta.json").exists():
-        check_output_dir(out, "TINYLM_CACHE store", fix="set TINYLM_CACHE to a directory you can write to, or "
-                         "prepare the store yourself (tinylm prepare) and give it as data.store")
         log.info("preparing %s with %s into %s", ", ".join(sources), data.tokenizer, out)
         prepare_store(sources, data.tokenizer, out, val_fraction=data.val_fraction, seed=data.split_seed,
                       docs=data.docs)
@@ -114,7 +114,7 @@ def model_config(recipe: Recipe, store) -> ModelConfig:
     if name == "init_from":  # the architecture of the pretrained model named by `init_from`
         from tinylm.runs.load import resolve_checkpoint
         ckpt, _ = resolve_checkpoint(recipe.model["init_from"])
-        base = ModelConfig.from_dict(read_model_config(ckpt))
+        base = checkpoint_model_config(ckpt)
         cfg = base.replace(**({"flavour": flavour} if flavour else {}), **section)
     else:
         cfg = resolve_model_config(name, flavour=flavour, **section)
@@ -135,8 +135,8 @@ def init_from_pretrained(model, path, store) -> list[str]:
     names that were copied."""
     from tinylm.runs.load import resolve_checkpoint
     ckpt, _ = resolve_checkpoint(path)
-    source = load_weights(ckpt)
-    old_vocab = read_model_config(ckpt)["vocab_size"]
+    source = checked_weights(ckpt)  # those its model_config.json describes
+    old_vocab = checkpoint_model_config(ckpt).vocab_size
     same_tokenizer = (ckpt / "tokenizer.json").is_file() and _sha(ckpt / "tokenizer.json") == _sha(
         store.path / store.meta["tokenizer"].get("file", "tokenizer.json"))
     state = model.state_dict()
@@ -194,8 +194,9 @@ def saved_recipe(out_dir: Path) -> Recipe | None:
     Keys added to tinylm since the run started come in at their defaults (no difference), and a
     config.yaml written before recipes were resolved compares equal to its resolved self.
     """
+    data = read_config_yaml(out_dir)
     try:
-        saved = recipe_from_dict(yaml.safe_load((Path(out_dir) / "config.yaml").read_text()))
+        saved = recipe_from_dict(data)
         return resolved_recipe(saved)
     except UserError:  # e.g. the store it names has moved: compare as written
         return None
@@ -204,11 +205,13 @@ def saved_recipe(out_dir: Path) -> Recipe | None:
 def run_changes(out_dir: Path, recipe: Recipe) -> list[str]:
     """The keys in which `recipe` differs from the run in `out_dir` (both resolved; machine keys aside)."""
     saved = saved_recipe(out_dir)
-    old = saved.to_dict() if saved is not None else yaml.safe_load((Path(out_dir) / "config.yaml").read_text())
+    old = saved.to_dict() if saved is not None else read_config_yaml(out_dir)
     return recipe_changes(old, resolved_recipe(recipe).to_dict())
 
 
 def check_resume(out_dir: Path, recipe: Recipe, force: bool) -> None:
+    if force:  # the new values rule, whatever the run's config.yaml says (even one that no longer reads)
+        return
     differ = run_changes(out_dir, recipe)
     if differ and not force:
         raise UserError(f"the recipe differs from the run's in {', '.join(differ)}: resume with the same recipe "
@@ -254,7 +257,7 @@ def follow_new_length(run: Run, ckpt: Path) -> None:
     at a high learning rate (lr 1.3e-3 at step 6 of 6 after 300 -> 6) and a lengthened one decay to
     zero at the old end. A cycle a method started (sleep, forget) is the method's and stays.
     """
-    state = json.loads((Path(ckpt) / "state.json").read_text())
+    state = state_summary(ckpt)
     old_total = int(state["counters"]["total_steps"])
     s = run.schedule
     if run.total_steps != old_total and not run.finished_early and (s.cycle_start, s.cycle_length) == (0, max(1, old_total)):
@@ -267,8 +270,6 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
 
     Sets torch's thread count to `train.threads` when given; the caller restores `run.threads_before`.
     """
-    if out_dir is not None:  # before any work: an --out that cannot hold this run is one line, not a late traceback
-        check_output_dir(out_dir, "--out", accept=foreign_run_dir)
     recipe = resolved_recipe(recipe)
     if recipe.train.threads:
         check_threads(recipe.train.threads)  # before anything is written
@@ -284,20 +285,26 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     if out_dir is not None:
         out_dir = Path(out_dir)
         ckpt = latest_checkpoint(out_dir)
+        if ckpt is None and holds_checkpoints(out_dir):  # never a silent restart over a run's checkpoints
+            raise UserError(f"{out_dir / 'checkpoints'} holds no complete checkpoint to resume from (each is missing "
+                            f"or damaged): restore one, or delete {out_dir / 'checkpoints'} to train this run again "
+                            "from step 0")
         if resume and ckpt is None and not (out_dir / "config.yaml").exists():
             raise UserError(f"{out_dir} holds no run to resume: drop --resume to start a new run there")
         if not resume and ckpt is not None:
             raise UserError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
         if ckpt is not None:
             check_resume(out_dir, recipe, force)
+        elif world.is_main:  # a run that never reached its first checkpoint starts again from scratch
+            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
     store = open_store(recipe, world)
     torch.manual_seed(recipe.train.seed)
     cfg = model_config(recipe, store)
     if ckpt is not None:
-        cfg = ModelConfig.from_dict(read_model_config(ckpt))  # the model as it was (grown layers included)
+        cfg = checkpoint_model_config(ckpt)  # the model as it was (grown layers included)
     model = build_model(cfg)
     if ckpt is not None:
-        model.load_state_dict(load_weights(ckpt))
+        load_checkpoint_weights(model, ckpt)
     elif recipe.model.get("init_from"):
         init_from_pretrained(model, recipe.model["init_from"], store)
     t = recipe.train
@@ -309,12 +316,10 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     run.store = store
     if ckpt is not None:
         restore(run, ckpt)
-    run.check_methods()  # the methods' options against this model and length: refused before anything is written
-    if ckpt is not None:
         follow_new_length(run, ckpt)
     if out_dir is not None and world.is_main:
-        if ckpt is None:  # a run that never reached its first checkpoint starts again from scratch
-            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
+        if ckpt is not None:  # one found by scanning (a `.tmp-step-N`) goes back to step-N, `latest` to it
+            promote(ckpt)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(_resolved_yaml(recipe))  # on --force the new values rule
     world.barrier()
@@ -322,18 +327,16 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     return run
 
 
-RUN_FILES = ("config.yaml", "checkpoints", "metrics.jsonl", "summary.json")  # what marks a run directory
-
-
-def foreign_run_dir(path: Path) -> str | None:
-    """Why an existing, non-empty `--out` is not a run directory to train into (None when it is one)."""
-    return foreign_contents(path, RUN_FILES, "a tinylm run", "choose a new or empty --out (a run never "
-                            "overwrites files it did not write)")
-
-
 def recipe_for_run(out_dir: Path, overrides: list[str] | None = None) -> Recipe:
     """The resolved recipe a run directory was trained with (its config.yaml), with `--set` overrides."""
     path = Path(out_dir) / "config.yaml"
     if not path.exists():
         raise UserError(f"{out_dir} is not a tinylm run (no config.yaml): give a run directory from `tinylm train`")
-    return recipe_from_dict(apply_overrides(yaml.safe_load(path.read_text()), overrides or []))
+    return recipe_from_dict(apply_overrides(read_config_yaml(out_dir), overrides or []))
+
+
+def read_config_yaml(out_dir: Path) -> dict:
+    """A run's config.yaml (its resolved recipe) as a mapping; empty or corrupt is a UserError."""
+    out_dir = Path(out_dir)
+    return read_yaml(out_dir / "config.yaml", f"it is the run's resolved recipe: restore it, or resume with the recipe "
+                     f"itself and --force (`tinylm train RECIPE --out {shlex.quote(str(out_dir))} --resume --force`)")

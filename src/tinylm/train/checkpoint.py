@@ -6,7 +6,9 @@
         state.json/.safetensors  optimizer moments by parameter name, schedule, sampler position,
                                counters, RNG, method states, snapshot table, frozen parameters
 A checkpoint is assembled in `.tmp-step-...` and renamed into place, and `latest` is replaced
-atomically: a crash at any moment leaves the previous checkpoint intact.
+atomically: a crash at any moment leaves the previous checkpoint intact. state.json is written last
+and records the SHA-256 of every other file (hashed as each is written), so a reader can tell a
+complete `.tmp-step-N` and a flipped byte. Reading lives in `tinylm.rundir.checkpoints`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from tinylm.train.serialize import load_tree, save_tree
-
-CHECKPOINTS = "checkpoints"
+from tinylm.errors import UserError
+from tinylm.rundir.checkpoints import (CHECKPOINTS, checkpoint_fix, latest_checkpoint,  # noqa: F401 (re-exported)
+                                       load_state, load_weights, read_model_config, state_summary)
+from tinylm.rundir.files import sha256_file
+from tinylm.rundir.serialize import save_tree
 
 
 def _rng_state() -> dict:
@@ -68,12 +72,18 @@ def save_checkpoint(run) -> Path | None:
     save_file({k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()},
               str(tmp / "model.safetensors"), metadata={"format": "pt"})
     (tmp / "model_config.json").write_text(json.dumps(run.model.config.to_dict(), indent=1))
-    save_tree(state, tmp, "state")
     _save_tokenizer(run, tmp)
-    if final.exists():
-        shutil.rmtree(final)
+    # Each file is hashed right after it is written (read back from the page cache, ~1.5 GB/s);
+    # state.json, written last, records them: the seal of a complete checkpoint.
+    checksums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    save_tree(state, tmp, "state", checksums=checksums)
+    old = root / f".old-{name}"
+    if final.exists():  # a step saved twice (the final save, a stop on a checkpoint step)
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)  # never a moment with neither: `.old-` and `.tmp-` are found by scanning
     tmp.rename(final)
     _point_latest(root, name)
+    shutil.rmtree(old, ignore_errors=True)
     _prune(run, root)
     run.world.barrier()
     return final
@@ -101,34 +111,32 @@ def _prune(run, root: Path) -> None:
     steps = sorted(p for p in root.glob("step-*") if p.is_dir())
     for old in steps[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    for stale in [*root.glob(".old-step-*"), *root.glob(".tmp-step-*")]:  # left by a crash in the writer's window
+        shutil.rmtree(stale, ignore_errors=True)
     # Snapshots still referenced by the run or by a kept checkpoint stay; the rest go.
     referenced = set(run.snapshots.values())
     for ckpt in steps[-keep:]:
-        referenced |= set(json.loads((ckpt / "state.json").read_text()).get("snapshots", {}).values())
+        try:
+            referenced |= set(state_summary(ckpt).get("snapshots", {}).values())
+        except UserError:  # a damaged older checkpoint: its snapshots are kept, it is reported when read
+            return
     for snap in (run.out_dir / "snapshots").glob("*") if (run.out_dir / "snapshots").exists() else []:
         if snap.name not in referenced and not snap.name.startswith(".tmp"):
             shutil.rmtree(snap, ignore_errors=True)
 
 
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    pointer = Path(out_dir) / CHECKPOINTS / "latest"
-    if not pointer.exists():
-        return None
-    path = pointer.parent / pointer.read_text().strip()
-    return path if path.is_dir() else None
-
-
-def read_model_config(ckpt: Path) -> dict:
-    return json.loads((Path(ckpt) / "model_config.json").read_text())
-
-
-def load_weights(ckpt: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(Path(ckpt) / "model.safetensors"))
-
-
 def restore(run, ckpt: Path) -> None:
     """Put a freshly built run (same model config and weights loaded) into the checkpoint's state."""
-    state = load_tree(ckpt, "state")
+    state = load_state(ckpt)
+    try:
+        _restore(run, state)
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+        raise UserError(f"{ckpt / 'state.json'} does not hold a run state tinylm can restore "
+                        f"({type(e).__name__}: {e}): {checkpoint_fix(ckpt)}") from e
+    run.metrics.truncate_after(run.step)
+
+
+def _restore(run, state: dict) -> None:
     frozen = set(state["frozen"])
     for name, p in run.model.named_parameters():
         p.requires_grad_(name not in frozen)
@@ -145,8 +153,8 @@ def restore(run, ckpt: Path) -> None:
     run.snapshots = dict(state["snapshots"])
     saved = state["methods"]
     if [m["name"] for m in saved] != [m.name for m in run.methods]:
-        raise ValueError("the checkpoint's methods differ from the recipe's")
+        raise UserError(f"the checkpoint's methods ({', '.join(m['name'] for m in saved) or 'none'}) differ from the "
+                        f"recipe's ({', '.join(m.name for m in run.methods) or 'none'}): resume with the run's own recipe")
     for method, entry in zip(run.methods, saved):
         method.load_state_dict(entry["state"])
     _set_rng_state(state["rng"])
-    run.metrics.truncate_after(run.step)

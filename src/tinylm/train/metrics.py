@@ -1,10 +1,19 @@
-"""`metrics.jsonl`: one JSON line per log step and per event, appended as training goes."""
+"""`metrics.jsonl`: one JSON line per log step and per event, appended as training goes.
+
+A crash mid-write can leave its last line half written: readers drop it (`rundir.files.read_jsonl`),
+and a resume rewrites the file without it.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
+
+from tinylm.rundir.files import read_jsonl
+
+_FIX = ("a line before the last is damaged, which no crash leaves: restore the file from a copy, or delete the "
+        "damaged lines")
 
 
 def _clean(value):
@@ -34,10 +43,10 @@ class MetricsLog:
         """On resume: drop lines written after the checkpoint we resume from (they will be redone)."""
         if self.path is None or not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [r for r in read_metrics(self.path) if not isinstance(r.get("step", 0), (int, float))
+                or r.get("step", 0) <= step]
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
         tmp.replace(self.path)
 
     def close(self) -> None:
@@ -47,4 +56,5 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The records of a metrics.jsonl; a torn last line (a crash mid-write) is dropped."""
+    return read_jsonl(Path(path), _FIX)

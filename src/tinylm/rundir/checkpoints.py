@@ -1,0 +1,215 @@
+"""Finding and reading checkpoints: the one place a checkpoint directory is read back.
+
+    RUN/checkpoints/
+        latest                 the name of the checkpoint to resume from (one line)
+        step-00000040/         model.safetensors, model_config.json, tokenizer files,
+                               state.safetensors, state.json (written last: it seals the others
+                               with their SHA-256)
+
+`latest_checkpoint` trusts `latest` only when it names a complete checkpoint; a dangling, garbage or
+missing pointer falls back to the newest complete checkpoint found by scanning, a sealed
+`.tmp-step-N` (fully written, not yet renamed) included, so a crash in the writer's window never
+turns a resume into a silent restart. The readers verify each file against its recorded checksum
+and turn a torn, foreign or flipped file into one line naming it and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from tinylm.errors import UserError
+from tinylm.rundir.files import read_json, read_safetensors
+from tinylm.rundir.serialize import CHECKSUMS, load_tree, recorded_checksums, verify_file
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+REQUIRED = ("model.safetensors", "model_config.json", "state.json", "state.safetensors")
+_NAME = re.compile(r"^(?P<hidden>\.(?:tmp|old)-)?step-(?P<step>\d+)(?P<rest>.*)$")
+
+
+def checkpoint_fix(ckpt: Path) -> str:
+    """What to do about a bad file in `ckpt`: inside a run, drop it and resume from the one before."""
+    ckpt = Path(ckpt)
+    if ckpt.parent.name == CHECKPOINTS:
+        run = ckpt.parent.parent
+        return (f"delete {ckpt} and resume from the previous checkpoint (`tinylm train --out {run} --resume` "
+                "finds it)")
+    return f"copy {ckpt} again from where it came from, or re-save it"
+
+
+def _pointer(root: Path) -> Path | None:
+    """The directory `latest` names, if it is a plain name of an existing directory beside it."""
+    pointer = root / "latest"
+    if not pointer.is_file():
+        return None
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not name or "/" in name or "\\" in name or name.startswith(".") or len(name) > 255:
+        return None
+    path = root / name
+    return path if path.is_dir() else None
+
+
+def is_complete(ckpt: Path, verify: bool = False) -> bool:
+    """Every file a resume needs is there and state.json reads back whole (it is written last);
+    with `verify`, the seal is required and every sealed file matches it."""
+    if not all((ckpt / name).is_file() for name in REQUIRED):
+        return False
+    try:
+        state = read_json(ckpt / "state.json", "")
+        int(state["counters"]["step"])
+        if verify:
+            checksums = recorded_checksums(state)
+            if not checksums:
+                return False
+            for name in checksums:
+                verify_file(ckpt / name, checksums, "")
+    except (UserError, KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _candidates(root: Path) -> list[tuple[int, int, Path]]:
+    found = []
+    for path in root.iterdir() if root.is_dir() else []:
+        m = _NAME.match(path.name)
+        if m and path.is_dir():
+            # At one step: the renamed checkpoint, then one fully written but not yet renamed, then the one
+            # being replaced; a surgery's `step-N-reset` only through `latest`.
+            rank = 3 if not m["hidden"] and not m["rest"] else 2 if m["hidden"] == ".tmp-" else 1 if m["hidden"] else 0
+            found.append((int(m["step"]), rank, path))
+    return sorted(found, reverse=True)
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The checkpoint to resume from (None when there is none).
+
+    The one `latest` names, when it names a directory: if that one is damaged, its readers say so in one
+    line (delete it and resume from the previous one), rather than a resume silently going back. When
+    `latest` is missing, dangling or garbage (a crash between the writer's renames, a deleted folder),
+    the newest complete checkpoint on disk, found by scanning.
+    """
+    root = Path(out_dir) / CHECKPOINTS
+    named = _pointer(root)
+    if named is not None:
+        return named
+    for _, rank, path in _candidates(root):
+        if rank and is_complete(path, verify=path.name.startswith(".")):
+            what = "is missing" if not (root / "latest").exists() else "names no checkpoint"
+            log.warning("%s %s: using %s, the newest complete checkpoint on disk", root / "latest", what, path.name)
+            return path
+    return None
+
+
+def holds_checkpoints(out_dir: Path) -> bool:
+    """Whether a run directory shows signs of having had checkpoints (a pointer, a step folder)."""
+    root = Path(out_dir) / CHECKPOINTS
+    return (root / "latest").exists() or bool(_candidates(root))
+
+
+def promote(ckpt: Path) -> Path:
+    """Put a complete checkpoint found by scanning back where the writer would have: `step-N`, named by
+    `latest` (a resume continues from it; the next saves and prunes see it)."""
+    import os
+
+    ckpt = Path(ckpt)
+    m = _NAME.match(ckpt.name)
+    root = ckpt.parent
+    if m and m["hidden"]:
+        final = root / f"step-{m['step']}{m['rest']}"
+        if not final.exists():
+            ckpt.rename(final)
+            ckpt = final
+    if _pointer(root) != ckpt:
+        tmp = root / ".latest.tmp"
+        tmp.write_text(ckpt.name + "\n")
+        os.replace(tmp, root / "latest")
+    return ckpt
+
+
+def checkpoint_checksums(ckpt: Path) -> dict:
+    """{file name: SHA-256} recorded in the checkpoint's state.json ({} for an unsealed checkpoint)."""
+    path = Path(ckpt) / "state.json"
+    return recorded_checksums(read_json(path, checkpoint_fix(ckpt))) if path.is_file() else {}
+
+
+def read_model_config(ckpt: Path) -> dict:
+    ckpt = Path(ckpt)
+    fix = checkpoint_fix(ckpt)
+    data = read_json(ckpt / "model_config.json", fix)  # read first: a torn file is named as torn
+    verify_file(ckpt / "model_config.json", checkpoint_checksums(ckpt), fix)
+    return data
+
+
+def checkpoint_model_config(ckpt: Path):
+    """The checkpoint's ModelConfig; a model_config.json tinylm cannot build is a UserError naming it."""
+    from tinylm.models import ModelConfig
+
+    data = read_model_config(ckpt)
+    try:
+        return ModelConfig.from_dict(data)
+    except (UserError, TypeError, ValueError) as e:
+        raise UserError(f"{Path(ckpt) / 'model_config.json'} is not a tinylm model config ({e}): "
+                        f"{checkpoint_fix(ckpt)}") from e
+
+
+def load_weights(ckpt: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    ckpt = Path(ckpt)
+    fix = checkpoint_fix(ckpt)
+    weights = read_safetensors(ckpt / "model.safetensors", fix, device)
+    verify_file(ckpt / "model.safetensors", checkpoint_checksums(ckpt), fix)
+    return weights
+
+
+def _check_fits(model: torch.nn.Module, weights: dict, ckpt: Path) -> None:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.items()}
+    if expected == found:
+        return
+    if set(expected) != set(found):
+        detail = f"missing {sorted(set(expected) - set(found))[:3]}, unexpected {sorted(set(found) - set(expected))[:3]}"
+    else:
+        name = next(k for k in expected if expected[k] != found[k])
+        detail = f"{name} is {list(found[name])}, the config makes it {list(expected[name])}"
+    raise UserError(f"{ckpt / 'model.safetensors'} does not match {ckpt / 'model_config.json'} ({detail}): "
+                    f"{checkpoint_fix(ckpt)}")
+
+
+def load_checkpoint_weights(model: torch.nn.Module, ckpt: Path) -> None:
+    """Load the checkpoint's weights into `model` (built from its model_config.json), strictly."""
+    weights = load_weights(ckpt)
+    _check_fits(model, weights, ckpt)
+    model.load_state_dict(weights)
+
+
+def checked_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's weights, checked to be those its model_config.json describes (names and shapes),
+    for readers that copy tensors by name (init_from, surgery) rather than load a model."""
+    from tinylm.models import build_model
+
+    with torch.device("meta"):  # names and shapes only: no memory, no init
+        model = build_model(checkpoint_model_config(ckpt))
+    weights = load_weights(ckpt)
+    _check_fits(model, weights, ckpt)
+    return weights
+
+
+def load_state(ckpt: Path) -> dict:
+    """The run state in state.json + state.safetensors (counters, optimizer, RNG, methods), verified."""
+    ckpt = Path(ckpt)
+    return load_tree(ckpt, "state", checkpoint_fix(ckpt))
+
+
+def state_summary(ckpt: Path) -> dict:
+    """state.json alone (no tensors): counters, snapshot table, and the like."""
+    state = read_json(Path(ckpt) / "state.json", checkpoint_fix(ckpt))
+    state.pop(CHECKSUMS, None)
+    return state
+
