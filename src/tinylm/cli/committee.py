@@ -1,14 +1,14 @@
-"""`tinylm committee MEMBER... --task T [--deep MODEL] [--json]`
+"""`tinylm committee MEMBER... [--task KIND:PATH] [--deep MODEL] [--json]`
 
 Score a soft committee of fine-tuned classifiers (each a directory written by `tinylm finetune
 --out`, e.g. OUT/pretrained/seed-0): every member's accuracy, the committee's (the sum of the raw
 logits, no softmax, as the committee paper), and optionally a deep model beside them. Members may
 have different architectures; they must share the tokenizer and the task, read from their
-finetune.json: the file (by content: its SHA-256), the label and text columns, the split seed and the
-per-label counts. --task (or --train/--test) says where the file is when it has moved, and is checked
-by content: the same file by any path is accepted, another file of the same name refused. Latency: the paper's layer count (members in
-parallel: the deepest member's) and milliseconds per batch measured on this machine with the
-members run one after another.
+finetune.json: the file (by content: its SHA-256), the label and text columns, the split seed and
+the per-label counts. --task (or --train/--test) says where the file is when it has moved, and is
+checked by content: the same file by any path is accepted, another file of the same name refused.
+Latency: the paper's layer count (members in parallel: the deepest member's) and milliseconds per
+batch measured on this machine with the members run one after another.
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def committee_spec(args, expected: dict, first: str):
     spec = spec_from_description(expected, args.task, args.train_file, args.test_file)
     named = {"data": spec.task.partition(":")[2], "train": spec.train_file, "test": spec.test_file}
     for role, file in expected["files"].items():
+        flag = f"--task {kind}:PATH" if role == "data" else f"--{role} FILE"
         if not Path(named[role]).expanduser().is_file():
-            flag = "--task " + kind + ":PATH" if role == "data" else f"--{role} FILE"
             raise UserError(f"the task file {named[role]} that {first} was fine-tuned on is not there; say where "
                             f"it is now with {flag}")
         if file_sha256(named[role]) != file["sha256"]:

@@ -67,7 +67,8 @@ def load_split(spec: TaskSpec) -> TaskSplit:
         return _load_pair(spec)
     task = _read(spec, spec.task)
     sizes = default_per_label(spec.kind, task.counts())
-    spec = replace(spec, train_per_label=spec.train_per_label or sizes[0], test_per_label=spec.test_per_label or sizes[1])
+    spec = replace(spec, train_per_label=spec.train_per_label or sizes[0],
+                   test_per_label=spec.test_per_label or sizes[1])
     train, test = balanced_split(task, spec.train_per_label, spec.test_per_label, spec.split_seed)
     return TaskSplit(spec, task, train, test, {"data": task.source})
 
