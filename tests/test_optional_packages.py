@@ -48,10 +48,15 @@ def hidden():
 
 
 def _hf_dir(tmp: Path) -> Path:
-    """What `tinylm eval` takes for a transformers model directory (a config.json): it then needs transformers."""
+    """What `tinylm eval` takes for a transformers model directory (a config.json and safetensors weights):
+    past the checks on its files, reading it needs transformers."""
+    import torch
+    from safetensors.torch import save_file
+
     path = tmp / "hf-model"
     path.mkdir()
     (path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    save_file({"lm_head.weight": torch.zeros(2, 2)}, str(path / "model.safetensors"))
     return path
 
 
