@@ -61,21 +61,41 @@ CASES = {  # case -> (damage, the checkpoint the resume starts from)
 }
 
 
+
+def _first_save_cut_short(run):
+    """Killed while writing the first checkpoint: a torn `.tmp-step-4`, nothing else. The run starts again."""
+    root = run / "checkpoints"
+    (root / "step-00000004").rename(root / ".tmp-step-00000004")
+    (root / ".tmp-step-00000004" / "state.json").unlink()
+    (root / "latest").unlink()
+    for name in (BEFORE, LAST):
+        shutil.rmtree(root / name)
+
+
+CASES["first-save-cut-short"] = (_first_save_cut_short, None)
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_resume_finds_the_newest_complete_checkpoint(case, trained_run, tmp_path, capsys):
     damage, start = CASES[case]
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     damage(run)
-    before = (run / "metrics.jsonl").read_text()
+    before = (run / "metrics.jsonl").read_text().splitlines()
+    kept = int(start.removeprefix("step-")) if start else 0
+    untouched = {p: p.stat().st_mtime_ns for p in (run / "checkpoints").glob(f"*{start}/*")} if start else {}
     assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 0, capsys.readouterr().err
     assert (run / "checkpoints" / "latest").read_text().strip() == LAST
     straight, resumed = _weights(trained_run), _weights(run)
     assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
     assert _losses(run) == _losses(trained_run)  # nothing lost, nothing doubled
-    kept = int(start.removeprefix("step-"))
-    assert [r for r in _losses(run) if r[0] <= kept] == [r for r in _losses(trained_run) if r[0] <= kept]
-    assert len(before) > 0 and not list((run / "checkpoints").glob(".tmp-*"))
+    # Resumed, not redone from step 0: the lines up to the checkpoint are the very lines written before
+    # (a rerun would have logged other times), and the checkpoint it started from was not rewritten.
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    old = [line for line in before if json.loads(line).get("step", 0) <= kept]
+    assert lines[:len(old)] == old and (not kept or any('"loss"' in line for line in old))
+    for path, mtime in untouched.items():
+        assert path.name == "state.json" or not path.exists() or path.stat().st_mtime_ns == mtime, path
+    assert not list((run / "checkpoints").glob(".tmp-*"))
 
 
 def test_a_torn_last_metrics_line_is_dropped_on_resume_and_by_compare(trained_run, tmp_path, capsys):

@@ -126,3 +126,42 @@ def _check_split(path: Path, name: str, info: dict, itemsize: int) -> None:
     for key in ("documents_file", "words_file"):
         if not (path / info[key]).is_file():
             raise UserError(f"{path} is missing {info[key]}; {_FIX}")
+    _check_documents(path, info)
+
+
+def _load_array(file: Path) -> np.ndarray:
+    try:
+        array = np.load(file, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # truncated, foreign, or an object array (a pickle)
+        raise UserError(f"{file} is not a readable array ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                        f"the store is corrupt, {_FIX}") from e
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise UserError(f"{file} holds a {array.dtype} array of shape {array.shape}, not a list of integers; "
+                        f"the store is corrupt, {_FIX}")
+    return array
+
+
+def _check_documents(path: Path, info: dict) -> None:
+    """The document boundaries: offsets from 0 to the split's token count, never decreasing, one more
+    than meta.json's document count; a word count per document. Garbage here would cut windows and
+    subsets in the wrong places without a word, so it is refused (one pass over the offsets: cheap)."""
+    tokens, documents = int(info["tokens"]), int(info.get("documents", -1))
+    if tokens < 0 or documents < 0 and "documents" in info:
+        raise UserError(f"{path / 'meta.json'} gives {tokens} tokens and {documents} documents for a split; "
+                        f"the store is corrupt, {_FIX}")
+    offsets_file = path / info["documents_file"]
+    offsets = _load_array(offsets_file)
+    problem = None
+    if "documents" in info and len(offsets) != documents + 1:
+        problem = f"{len(offsets):,} offsets for meta.json's {documents:,} documents (want one more)"
+    elif len(offsets) == 0 or int(offsets[0]) != 0 or int(offsets[-1]) != tokens:
+        ends = f"{int(offsets[0])}..{int(offsets[-1])}" if len(offsets) else "none"
+        problem = f"offsets {ends}, not 0..{tokens:,} (the split's tokens)"
+    elif len(offsets) > 1 and bool((np.diff(offsets) < 0).any()):
+        problem = "offsets that decrease"
+    if problem:
+        raise UserError(f"{offsets_file} holds garbage document boundaries ({problem}); {_FIX}")
+    words_file = path / info["words_file"]
+    if len(_load_array(words_file)) != len(offsets) - 1:
+        raise UserError(f"{words_file} has {len(_load_array(words_file)):,} word counts for {len(offsets) - 1:,} "
+                        f"documents; the store is corrupt, {_FIX}")

@@ -109,9 +109,10 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 
 
 def holds_checkpoints(out_dir: Path) -> bool:
-    """Whether a run directory shows signs of having had checkpoints (a pointer, a step folder)."""
+    """Whether a run directory shows signs of having had a checkpoint (a pointer, a renamed step folder);
+    a `.tmp-step-N` alone is a first save cut short: the run never had one, and starts again."""
     root = Path(out_dir) / CHECKPOINTS
-    return (root / "latest").exists() or bool(_candidates(root))
+    return (root / "latest").exists() or any(not path.name.startswith(".") for _, _, path in _candidates(root))
 
 
 def promote(ckpt: Path) -> Path:
