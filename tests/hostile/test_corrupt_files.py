@@ -28,7 +28,7 @@ def _unseal(run):
     """Drop the checksums from state.json, as in a checkpoint written before they were kept."""
     path = run / CKPT / "state.json"
     state = json.loads(path.read_text())
-    state.pop("sha256")
+    state.pop("sha256", None)
     path.write_text(json.dumps(state))
 
 
@@ -98,6 +98,8 @@ RESUME_ONLY = [
     ("config-yaml-empty", _set("config.yaml", b""), ["config.yaml", "empty", "--force"]),
     ("config-yaml-a-list", _set("config.yaml", b"- 1\n- 2\n"), ["config.yaml", "--force"]),
     ("config-yaml-binary", _set("config.yaml", b"\xff\xfe\x00\x01"), ["config.yaml", "--force"]),
+    ("summary-garbage", _set("summary.json", b'{"steps": 12, "val_'), ["summary.json", "not valid JSON", "--resume"]),
+    ("summary-a-list", _set("summary.json", b"[]"), ["summary.json", "--resume"]),
     ("metrics-garbage-middle", _set("metrics.jsonl", lambda p: b"{garbage\n" + p.read_bytes()),
      ["metrics.jsonl", "line 1"]),
 ]
@@ -120,6 +122,8 @@ def _commands(run, tmp_path, tiny_store, trained_run):
     shutil.copyfile(trained_run / "config.yaml", recipe)
     return {
         "resume": (["train", "--out", run, "--resume"], [run]),
+        "compare": (["compare", run, run], [run]),
+        "compare-x": (["compare", run, run, "--x", "steps", "--json"], [run]),
         "eval": (["eval", run, "--val", tiny_store], [run]),
         "eval-ensemble": (["eval", "--ensemble", run, run, "--val", tiny_store, "--out", tmp_path / "ens"],
                           [run, tmp_path / "ens"]),
@@ -143,6 +147,12 @@ CASES = ([pytest.param(case, damage, needles, command, id=f"{case}-{command}")
          + [pytest.param(case, damage, needles, "resume", id=f"{case}-resume") for case, damage, needles in RESUME_ONLY]
          + [pytest.param(case, damage, needles, command, id=f"{case}-{command}")
             for case, damage, needles in NO_COMPLETE_CHECKPOINT for command in ("resume", "eval", "export")])
+
+
+CASES += [pytest.param(case, damage, needles, "compare", id=f"{case}-compare") for case, damage, needles in RESUME_ONLY
+          if case.startswith("summary")]
+CASES += [pytest.param("metrics-garbage-middle", RESUME_ONLY[-1][1], ["metrics.jsonl", "line 1"], "compare-x",
+                       id="metrics-garbage-middle-compare")]
 
 
 @pytest.mark.parametrize("case, damage, needles, command", CASES)

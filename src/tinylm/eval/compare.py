@@ -7,7 +7,6 @@ both numbers, and lists the runs left out and why.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -54,10 +53,9 @@ def find_runs(paths, skipped: list | None = None) -> list[Path]:
 
 
 def read_summary(run: Path) -> dict:
-    try:
-        return json.loads((run / "summary.json").read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{run / 'summary.json'} is not valid JSON ({e.msg}); re-run `tinylm eval {run}`") from e
+    from tinylm.rundir.files import read_json
+
+    return read_json(run / "summary.json", f"delete it; `tinylm train --out {run} --resume` writes it again")
 
 
 def metric(summary: dict, name: str):

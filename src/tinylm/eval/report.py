@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -24,16 +23,17 @@ def results_target(loaded, out: str | None = None) -> tuple[Path | None, Path | 
     run_dir = loaded.run_dir
     if run_dir is None:
         return None, None
-    from tinylm.train.checkpoint import latest_checkpoint
+    from tinylm.rundir.checkpoints import latest_checkpoint
 
     latest = latest_checkpoint(run_dir)
     if latest is not None and Path(latest).resolve() == Path(loaded.checkpoint).resolve():
+        read_summary(Path(run_dir) / "summary.json")  # a torn one is refused here, before any scoring
         return Path(run_dir) / "eval", Path(run_dir) / "summary.json"
     return Path(run_dir) / "eval" / Path(loaded.checkpoint).name, None
 
 
 def write_results(directory: Path, name: str, result: dict) -> Path:
-    from tinylm.train.serialize import write_json
+    from tinylm.rundir.serialize import write_json
 
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
@@ -41,10 +41,20 @@ def write_results(directory: Path, name: str, result: dict) -> Path:
     return path
 
 
-def merge_summary(summary_path: Path, headline: dict) -> None:
-    from tinylm.train.serialize import write_json
+def read_summary(summary_path: Path) -> dict:
+    """A run's summary.json ({} when there is none yet); a torn or foreign one is a UserError naming it."""
+    from tinylm.rundir.files import read_json
 
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary_path = Path(summary_path)
+    if not summary_path.is_file():
+        return {}
+    return read_json(summary_path, f"delete it; `tinylm train --out {summary_path.parent} --resume` writes it again")
+
+
+def merge_summary(summary_path: Path, headline: dict) -> None:
+    from tinylm.rundir.serialize import write_json
+
+    summary = read_summary(summary_path)
     summary.update(headline)
     write_json(summary_path, summary)
 

@@ -7,7 +7,6 @@ Ctrl-C (or SIGTERM) once asks the loop to stop after the current step and write 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import time
@@ -60,6 +59,7 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
     as it was, so the next recipe of a sweep or seed study in this process starts from the same.
     """
     started = time.time()
+    before = _finished(out_dir) if resume else {}  # a torn summary.json is refused before anything is touched
     run = build_run(recipe, out_dir, resume=resume, force=force)
     if on_event is not None:
         _hand_over_events(run, on_event)
@@ -67,7 +67,7 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
     trains = run.step < run.total_steps
     try:
         with stop_on_interrupt(run):
-            last = train(run, on_step=on_step, on_eval=on_eval, on_start=on_start) if trains else _finished(out_dir)
+            last = train(run, on_step=on_step, on_eval=on_eval, on_start=on_start) if trains else before
     finally:
         torch.set_num_threads(run.threads_before)
     summary = {
@@ -101,6 +101,11 @@ def _hand_over_events(run, on_event) -> None:
     run.metrics.write = write_and_hand_over
 
 
+SUMMARY_FIX = "delete it; `tinylm train --out {run} --resume` writes it again"
+
+
 def _finished(out_dir: Path) -> dict:
+    from tinylm.rundir.files import read_json
+
     path = Path(out_dir) / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(path, SUMMARY_FIX.format(run=out_dir)) if path.exists() else {}
