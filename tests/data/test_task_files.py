@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tinylm.data.task_spec import TaskSpec, describe, identity, load_split, mismatch
+from tinylm.data.task_spec import TaskSpec, describe_task, identity, load_split, mismatch
 from tinylm.data.tasks import carve_validation, load_task
 from tinylm.errors import UserError
 
@@ -69,7 +69,7 @@ def test_train_and_test_files(tmp_path, one_line_error):
     assert len(split.train) == 9 and len(split.test) == 3  # the files as given, unbalanced
     assert [split.task.texts[i] for i in split.test] == ["y", "yy", "x"]
     assert split.task.labels[split.test].tolist() == [1, 1, 0]  # test labels indexed as the train file's
-    d = describe(split)
+    d = describe_task(split)
     assert d["per_label"] == {"train": {"x": 6, "y": 3}, "test": {"x": 1, "y": 2}}
     assert set(d["files"]) == {"train", "test"}
     balanced = load_split(TaskSpec("csv", train_per_label=3, test_per_label=1, train_file=str(train),
@@ -111,18 +111,18 @@ def test_description_knows_a_file_by_its_content(tmp_path, monkeypatch):
     first = write_csv(tmp_path / "a" / "task.csv", ["label", "text"], rows)
     other = write_csv(tmp_path / "b" / "task.csv", ["label", "text"], rows[:-1] + [("z", "changed")])
     spec = TaskSpec(f"csv:{first}", train_per_label=2, test_per_label=1)
-    d = describe(load_split(spec))
+    d = describe_task(load_split(spec))
     sha = hashlib.sha256(first.read_bytes()).hexdigest()
     assert d["files"]["data"] == {"path": str(first.resolve()), "sha256": sha}
     assert d["spec"]["text_columns"] is None and d["columns"]["text_columns"] == ["text"]
     monkeypatch.chdir(tmp_path)
-    relative = describe(load_split(TaskSpec("csv:a/task.csv", train_per_label=2, test_per_label=1)))
+    relative = describe_task(load_split(TaskSpec("csv:a/task.csv", train_per_label=2, test_per_label=1)))
     assert identity(relative) == identity(d) and mismatch(d, relative) is None
     moved = shutil.copy(first, tmp_path / "moved.csv")
-    assert mismatch(d, describe(load_split(TaskSpec(f"csv:{moved}", train_per_label=2, test_per_label=1)))) is None
-    why = mismatch(d, describe(load_split(TaskSpec("csv:b/task.csv", train_per_label=2, test_per_label=1))))
+    assert mismatch(d, describe_task(load_split(TaskSpec(f"csv:{moved}", train_per_label=2, test_per_label=1)))) is None
+    why = mismatch(d, describe_task(load_split(TaskSpec("csv:b/task.csv", train_per_label=2, test_per_label=1))))
     assert why and "is not the file" in why and str(other.resolve()) in why
-    reseeded = describe(load_split(TaskSpec("csv:a/task.csv", train_per_label=2, test_per_label=1, split_seed=1)))
+    reseeded = describe_task(load_split(TaskSpec("csv:a/task.csv", train_per_label=2, test_per_label=1, split_seed=1)))
     assert "spec" in mismatch(d, reseeded)
 
 

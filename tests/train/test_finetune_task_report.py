@@ -125,3 +125,19 @@ def test_scratch_from_a_spec_takes_a_flavour(agnews_csv, capsys, one_line_error)
     assert json.loads(capsys.readouterr().out)["scratch"]["n"] == 1
     one_line_error([*args, "--flavour", "llama"], "needs an encoder, got a llama decoder", "--flavour bert")
     one_line_error([*args, "--lr-grid", "1e-3"], "--lr-grid needs at least two learning rates")
+
+
+def test_committee_on_a_train_and_test_pair(encoder, tmp_path, capsys, one_line_error):
+    from tinylm.cli.main import main
+
+    train = leaking_csv(tmp_path / "train.csv", n=8)
+    test = leaking_csv(tmp_path / "test.csv", n=3, seed=1)
+    report, _ = finetune_json(main, capsys, [
+        "finetune", str(encoder), "--train", str(train), "--test", str(test), "--label-column", "lab",
+        "--text-column", "text", "--seeds", "1", "--max-steps", "1", "--quiet", "--out", str(tmp_path / "ft"),
+        "--json"])
+    assert report["train"] == 24 and report["test"] == 9 and set(report["task"]["files"]) == {"train", "test"}
+    member = str(tmp_path / "ft" / "pretrained" / "seed-0")
+    com, _ = finetune_json(main, capsys, ["committee", member, "--repeats", "1", "--json"])
+    assert com["members"][0]["accuracy"] == report["pretrained"]["runs"][0]["accuracy"]
+    one_line_error(["committee", member, "--test", str(train)], "is not the file", "(--test FILE)")

@@ -2,7 +2,7 @@
 tested on, saved beside it so that a committee scores every member on exactly that.
 
 A ``TaskSpec`` is what the user asked (a file or a train/test pair, its columns, the per-label sizes,
-the split seed); ``load_split`` reads it once and draws the split; ``describe`` writes down the result:
+the split seed); ``load_split`` reads it once and draws the split; ``describe_task`` writes down the result:
 resolved paths, each file's SHA-256, the columns, the labels and how many items of each went to train
 and test. Two descriptions name the same task when they agree on everything but the paths (``identity``):
 a file is the same file by its content, whether reached by an absolute or a relative path, and another
@@ -105,7 +105,7 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def describe(split: TaskSplit) -> dict:
+def describe_task(split: TaskSplit) -> dict:
     """The task as fine-tuned: the spec with resolved paths, file hashes, columns, labels and counts."""
     files = {role: {"path": str(Path(p).expanduser().resolve()), "sha256": file_sha256(p)}
              for role, p in split.files.items()}

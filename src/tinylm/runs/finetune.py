@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from tinylm.data.task_spec import TaskSpec, TaskSplit, describe, load_split
+from tinylm.data.task_spec import TaskSpec, TaskSplit, describe_task, load_split
 from tinylm.data.tasks import ClassificationTask, encode_texts
 from tinylm.errors import UserError
 from tinylm.eval.classification import scored
@@ -75,7 +75,7 @@ def load_base(run_or_model: str, tokenizer: str = "bert-base-uncased", cache: Pa
 class TaskData:
     spec: TaskSpec  # as used: per-label sizes filled in
     split: TaskSplit
-    description: dict  # data/task_spec.describe: saved with every fine-tuned model
+    description: dict  # data/task_spec.describe_task: saved with every fine-tuned model
     train: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # input_ids, attention_mask, labels
     test: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     encode: object  # item indices -> (input_ids, attention_mask, labels), for a validation carve
@@ -96,7 +96,7 @@ def prepare_task(spec: TaskSpec, base: Base) -> TaskData:
                             ids.get("sep"), pad)
         return x, m, torch.from_numpy(task.labels[idx].astype(np.int64))
 
-    return TaskData(split.spec, split, describe(split), encode(split.train), encode(split.test), encode)
+    return TaskData(split.spec, split, describe_task(split), encode(split.train), encode(split.test), encode)
 
 
 def finetune_one(base: Base, data: TaskData, cfg: FinetuneConfig, seed: int, scratch: bool,
