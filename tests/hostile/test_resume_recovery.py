@@ -98,7 +98,8 @@ def test_resume_finds_the_newest_complete_checkpoint(case, trained_run, tmp_path
     assert not list((run / "checkpoints").glob(".tmp-*"))
 
 
-def test_a_torn_last_metrics_line_is_dropped_on_resume_and_by_compare(trained_run, tmp_path, capsys):
+def test_a_torn_last_metrics_line_is_dropped_on_resume_and_by_compare(trained_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # compare --x draws its plot into the working directory
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     _drop_last(run)  # resume from step 8, as after a kill mid-write of a line after it
