@@ -13,13 +13,22 @@ do not show in them). Nothing here creates the output itself.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
+import logging
 import os
+import secrets
+import socket
 import tempfile
+import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from tinylm.errors import UserError
+
+log = logging.getLogger(__name__)
+LOCK = "tinylm.lock"  # in a directory being written: who writes it (pid, host), so a second writer is refused
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -110,3 +119,97 @@ def foreign_contents(path: Path, names: Iterable[str], what: str, fix: str) -> s
     sample = sorted(p.name for p in Path(path).iterdir())[:3]
     return (f"already holds files that are not {what} ({', '.join(sample)}{', ...' if len(sample) == 3 else ''}): "
             f"{fix}")
+
+
+# ---------------------------------------------------------------- one writer per directory
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (Linux: clock ticks since boot), to tell a live holder from a reused pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _holder_alive(holder: dict) -> bool | None:
+    """True/False for a holder on this host; None when it cannot be told (another host)."""
+    if holder.get("host") != socket.gethostname():
+        return None
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        pass
+    started = holder.get("process_start")
+    return not (started and _process_start(pid) not in (None, started))
+
+
+def _read_lock(path: Path) -> dict | None:
+    try:
+        holder = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None  # garbage: nobody can be holding it
+    return holder if isinstance(holder, dict) else None
+
+
+def _try_lock(path: Path, record: dict) -> bool:
+    """Create `path` holding `record`, atomically (written under a temporary name, then hard-linked), or False."""
+    tmp = path.with_name(f".{path.name}.{record['token']}")
+    tmp.write_text(json.dumps(record))
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def writer_lock(directory, option: str = "--out") -> Iterator[Path]:
+    """Hold `directory/tinylm.lock` (pid, host, start) while writing into it; a second writer gets one line.
+
+    A lock whose holder is gone (its pid no longer runs on this host, or is another process now) or that is
+    unreadable is stale and taken over. The directory is created if missing; when the body fails, the
+    directories created here are removed again if still empty (a refused run leaves nothing).
+    """
+    directory = Path(os.path.expanduser(str(directory)))
+    created = [p for p in (directory, *directory.parents) if not p.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "process_start": _process_start(os.getpid()),
+              "since": time.strftime("%Y-%m-%d %H:%M:%S"), "token": secrets.token_hex(8)}
+    ok = False
+    try:
+        for _ in range(3):
+            if _try_lock(path, record):
+                break
+            holder = _read_lock(path)
+            alive = None if holder is None else (_holder_alive(holder) if holder else False)
+            if holder is not None and holder and alive is not False:
+                where = f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')}"
+                raise UserError(f"{option} {directory} is being written by another tinylm process ({where}): wait for "
+                                f"it to finish or choose another {option}; if that process is gone, delete {path}")
+            if holder:
+                log.warning("%s: taking over a stale lock of pid %s on %s (that process is gone)", directory,
+                            holder.get("pid"), holder.get("host"))
+            path.unlink(missing_ok=True)
+        else:
+            raise UserError(f"{option} {directory}: could not take {path} (another process keeps replacing it); "
+                            "make sure only one tinylm writes there")
+        yield path
+        ok = True
+    finally:
+        if _read_lock(path) == record:
+            path.unlink(missing_ok=True)
+        if not ok:
+            for p in created:  # deepest first
+                try:
+                    p.rmdir()
+                except OSError:
+                    break

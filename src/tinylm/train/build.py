@@ -16,6 +16,7 @@ import yaml
 from tinylm.errors import UserError
 from tinylm.methods import build_methods
 from tinylm.models import ModelConfig, build_model, resolve_model_config
+from tinylm.output_location import LOCK, check_output_dir, foreign_contents
 from tinylm.precision import resolve_precision
 from tinylm.train import distributed
 from tinylm.train.batches import training_batches, validation_batches
@@ -59,6 +60,8 @@ def open_store(recipe: Recipe, world: distributed.World):
     sources = _sources(data)
     out = sources_store_path(data)
     if world.is_main and not (out / "meta.json").exists():
+        check_output_dir(out, "TINYLM_CACHE store", fix="set TINYLM_CACHE to a directory you can write to, or "
+                         "prepare the store yourself (tinylm prepare) and give it as data.store")
         log.info("preparing %s with %s into %s", ", ".join(sources), data.tokenizer, out)
         prepare_store(sources, data.tokenizer, out, val_fraction=data.val_fraction, seed=data.split_seed,
                       docs=data.docs)
@@ -270,6 +273,8 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
 
     Sets torch's thread count to `train.threads` when given; the caller restores `run.threads_before`.
     """
+    if out_dir is not None:  # before any work: an --out that cannot hold this run is one line, not a late traceback
+        check_output_dir(out_dir, "--out", accept=foreign_run_dir)
     recipe = resolved_recipe(recipe)
     if recipe.train.threads:
         check_threads(recipe.train.threads)  # before anything is written
@@ -295,8 +300,6 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
             raise UserError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
         if ckpt is not None:
             check_resume(out_dir, recipe, force)
-        elif world.is_main:  # a run that never reached its first checkpoint starts again from scratch
-            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
     store = open_store(recipe, world)
     torch.manual_seed(recipe.train.seed)
     cfg = model_config(recipe, store)
@@ -316,15 +319,28 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     run.store = store
     if ckpt is not None:
         restore(run, ckpt)
+    run.check_methods()  # the methods' options against this model and length: refused before anything is written
+    if ckpt is not None:
         follow_new_length(run, ckpt)
     if out_dir is not None and world.is_main:
         if ckpt is not None:  # one found by scanning (a `.tmp-step-N`) goes back to step-N, `latest` to it
             promote(ckpt)
+        if ckpt is None:  # a run that never reached its first checkpoint starts again from scratch
+            (out_dir / "metrics.jsonl").unlink(missing_ok=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(_resolved_yaml(recipe))  # on --force the new values rule
     world.barrier()
     run.threads_before = set_threads(recipe.train.threads)  # last: nothing after it can fail and leave it set
     return run
+
+
+RUN_FILES = ("config.yaml", "checkpoints", "metrics.jsonl", "summary.json", LOCK)  # what marks a run directory
+
+
+def foreign_run_dir(path: Path) -> str | None:
+    """Why an existing, non-empty `--out` is not a run directory to train into (None when it is one)."""
+    return foreign_contents(path, RUN_FILES, "a tinylm run", "choose a new or empty --out (a run never "
+                            "overwrites files it did not write)")
 
 
 def recipe_for_run(out_dir: Path, overrides: list[str] | None = None) -> Recipe:
