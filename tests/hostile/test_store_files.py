@@ -77,3 +77,20 @@ def test_garbage_document_boundaries_are_refused(case, command, tiny_store, trai
     damage(store)
     argv, watch = _commands(store, tmp_path, trained_run)[command]
     assert_user_error(argv, *needles, "tinylm prepare", watch=watch)
+
+
+def test_a_torn_teacher_cache_entry_is_recomputed(tmp_path, caplog):
+    """The distill teachers' cache is a cache: an entry torn by a crash is recomputed, not a traceback."""
+    import torch
+
+    from tinylm.methods.teacher_cache import TeacherCache
+
+    key = {"top_k": 2, "teachers": ["a"]}
+    cache = TeacherCache(tmp_path, key, torch.device("cpu"))
+    ids = torch.arange(6).view(2, 3)
+    cache.put(4, 0, ids, torch.randn(2, 3, 2), torch.randint(9, (2, 3, 2)))
+    cache.flush()
+    entry = cache._file(4)
+    entry.write_bytes(entry.read_bytes()[:40])
+    assert TeacherCache(tmp_path, key, torch.device("cpu")).lookup(4, 0, ids) is None
+    assert "unreadable" in caplog.text

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -73,7 +74,12 @@ class TeacherCache:
         if self._step == step:
             return
         path = self._file(step)
-        self._entries = load_file(str(path), device=str(self.device)) if path.is_file() else {}
+        try:
+            self._entries = load_file(str(path), device=str(self.device)) if path.is_file() else {}
+        except Exception as e:  # a torn or foreign entry (SafetensorError, OSError): a cache, so recompute it
+            logging.getLogger(__name__).warning("%s is unreadable (%s): recomputing its teachers' targets", path,
+                                                str(e).splitlines()[0] if str(e) else type(e).__name__)
+            self._entries = {}
         self._step, self._dirty = step, False
 
     def lookup(self, step: int, micro: int, input_ids: torch.Tensor):
