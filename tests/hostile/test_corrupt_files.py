@@ -173,3 +173,15 @@ def test_a_corrupt_store_meta_is_refused(trained_run, tiny_store, tmp_path, asse
     (run / "config.yaml").write_text((run / "config.yaml").read_text().replace(str(tiny_store), str(store)))
     (store / "meta.json").write_text('{"format": "tinylm-token-store", "splits": {')
     assert_user_error(["train", "--out", run, "--resume"], "meta.json", "tinylm prepare", watch=[run, store])
+
+
+def test_a_flipped_byte_in_a_snapshot_is_caught_on_rollback(make_run, tmp_path):
+    """Snapshots (sleep's plateau rollback) are sealed like checkpoints: a rollback onto damaged weights is refused."""
+    from tinylm.errors import UserError
+
+    run = make_run(out_dir=tmp_path / "run")
+    run.snapshot("best")
+    (tensors,) = (tmp_path / "run" / "snapshots").glob("*/snapshot.safetensors")
+    tensors.write_bytes(_flip(tensors.read_bytes()))
+    with pytest.raises(UserError, match="snapshot.safetensors does not match the checksum"):
+        run.rollback("best")
