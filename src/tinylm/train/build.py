@@ -322,6 +322,8 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     run.check_methods()  # the methods' options against this model and length: refused before anything is written
     if ckpt is not None:
         follow_new_length(run, ckpt)
+    if ckpt is not None and ckpt.name.startswith("."):  # every process has read it before rank 0 renames it
+        world.barrier()
     if out_dir is not None and world.is_main:
         if ckpt is not None:  # one found by scanning (a `.tmp-step-N`) goes back to step-N, `latest` to it
             promote(ckpt)
