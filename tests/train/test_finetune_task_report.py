@@ -123,8 +123,11 @@ def test_scratch_from_a_spec_takes_a_flavour(agnews_csv, capsys, one_line_error)
             "--test-per-label", "2", "--seeds", "1", "--max-steps", "1", "--quiet"]
     assert main([*args, "--json"]) == 0  # a spec is an encoder here (flavour bert) unless told otherwise
     assert json.loads(capsys.readouterr().out)["scratch"]["n"] == 1
-    one_line_error([*args, "--flavour", "llama"], "needs an encoder, got a llama decoder", "--flavour bert")
-    one_line_error([*args, "--lr-grid", "1e-3"], "--lr-grid needs at least two learning rates")
+    loud = [a for a in args if a != "--quiet"]  # refused before the first progress line
+    one_line_error([*loud, "--flavour", "llama"], "needs an encoder, got a llama decoder", "--flavour bert")
+    one_line_error([*loud, "--lr-grid", "1e-3"], "--lr-grid needs at least two learning rates")
+    one_line_error([*loud, "--train-per-label", "1", "--lr-grid", "1e-3,1e-2"],
+                   "has 1 examples, fewer than the 2 asked (one to fit and one to validate")
 
 
 def test_committee_on_a_train_and_test_pair(encoder, tmp_path, capsys, one_line_error):

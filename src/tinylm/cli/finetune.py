@@ -111,8 +111,9 @@ def run(args) -> int:
     from tinylm.eval.classification import majority_baseline
     from tinylm.runs.finetune import finetune_one, load_base, prepare_task, require_pretrained
     from tinylm.runs.lr_grid import choose_lr, parse_lr_grid
+    from tinylm.data.tasks import carve_validation
     from tinylm.runs.stats import describe
-    from tinylm.train.finetune import FinetuneConfig
+    from tinylm.train.finetune import FinetuneConfig, require_encoder
 
     if args.seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {args.seeds}")
@@ -122,10 +123,13 @@ def run(args) -> int:
     grid = parse_lr_grid(args.lr_grid) if args.lr_grid else None
     spec = split_spec(args)
     base = load_base(args.run, args.tokenizer, flavour=args.flavour)
+    require_encoder(base.config)
     kinds = ["pretrained", "scratch"] if args.gap else (["scratch"] if args.scratch else ["pretrained"])
     if "pretrained" in kinds:
         require_pretrained(base)
     data = prepare_task(spec, base)
+    if grid:  # every label must spare a validation item: known before any work
+        carve_validation(data.task, data.split.train, data.spec.split_seed)
     out = Path(args.out) if args.out else None
     progress = Progress(not args.quiet)
     report = {"run": args.run, "task": data.description, "labels": data.task.n_labels,

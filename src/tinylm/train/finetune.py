@@ -43,13 +43,17 @@ class FinetuneConfig:
             raise UserError(f"--max-steps must be at least 1, got {self.max_steps}")
 
 
+def require_encoder(config: ModelConfig) -> None:
+    if config.kind != "encoder":
+        raise UserError(f"fine-tuning for classification needs an encoder, got a {config.flavour} decoder: give a "
+                        "run trained with flavour bert, an encoder preset (bert-1), or a spec with --flavour bert")
+
+
 def classifier_from(pretrained: nn.Module | None, config: ModelConfig, n_classes: int, seed: int) -> nn.Module:
     """An encoder with an ``n_classes`` head: the pretrained weights copied in (pooler and classifier
     fresh), or, with ``pretrained=None``, the same architecture from scratch. The fresh parts are drawn
     from ``seed``, so seeds differ only in what the seed controls."""
-    if config.kind != "encoder":
-        raise UserError(f"fine-tuning for classification needs an encoder, got a {config.flavour} decoder: give a "
-                        "run trained with flavour bert, an encoder preset (bert-1), or a spec with --flavour bert")
+    require_encoder(config)
     torch.manual_seed(seed)
     model = build_model(config.replace(n_classes=int(n_classes)))
     if pretrained is not None:
