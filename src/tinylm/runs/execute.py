@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import time
 from pathlib import Path
 
 import torch
 
-from tinylm.train.build import build_run
+from tinylm.output_location import check_output_dir, writer_lock
+from tinylm.train.build import build_run, foreign_run_dir
 from tinylm.train.loop import train
 from tinylm.train.recipe import Recipe
 from tinylm.train.serialize import write_json
@@ -57,7 +59,17 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
     checkpoints), `session_wall_s` the last session that trained. A run already complete trains
     nothing and keeps the times its summary has. torch's thread count (`train.threads`) is put back
     as it was, so the next recipe of a sweep or seed study in this process starts from the same.
+
+    One writer at a time: the run directory holds `tinylm.lock` (pid, host) while this runs, and a second
+    `execute` into it (another `tinylm train`, a `--resume` beside a live run) is refused in one line.
     """
+    check_output_dir(out_dir, accept=foreign_run_dir)  # before the lock creates it
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun the first process holds it for all
+    with writer_lock(out_dir) if main else contextlib.nullcontext():
+        return _execute(recipe, Path(out_dir), resume, force, on_start, on_step, on_eval, on_event)
+
+
+def _execute(recipe, out_dir, resume, force, on_start, on_step, on_eval, on_event) -> dict:
     started = time.time()
     before = _finished(out_dir) if resume else {}  # a torn summary.json is refused before anything is touched
     run = build_run(recipe, out_dir, resume=resume, force=force)
