@@ -87,3 +87,23 @@ def test_the_guard_catches_torch_load_and_pickle_load(tmp_path, no_unpickling):
             load()
     assert no_unpickling == ["torch.load", "pickle.load"]
     no_unpickling.clear()  # recorded as it should be; the teardown check stays quiet
+
+
+HF_DAMAGE = {  # a transformers directory's own files, torn: one line naming them
+    "config-garbage": (lambda d: (d / "config.json").write_bytes(b'{"model_type": '), "config.json"),
+    "config-binary": (lambda d: (d / "config.json").write_bytes(b"\xff\xfe\x00"), "config.json"),
+    "weights-truncated": (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:99]),
+                          "model"),
+}
+
+
+@pytest.mark.parametrize("command", ["eval", "export", "generate"])
+@pytest.mark.parametrize("case", list(HF_DAMAGE))
+def test_a_damaged_transformers_directory_is_one_line(case, command, exported, trained_run, tiny_store, tmp_path,
+                                                      assert_user_error):
+    model = tmp_path / "hf"
+    shutil.copytree(exported, model)
+    damage, needle = HF_DAMAGE[case]
+    damage(model)
+    argv, watch = _argv(command, model, trained_run, tiny_store, tmp_path)
+    assert_user_error(argv, needle, str(model), watch=[model, *watch])
