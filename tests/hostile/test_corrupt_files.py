@@ -42,6 +42,7 @@ def _edit_json(name, **changes):
 
 def _set(name, data):
     def corrupt(run):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
         (run / name).write_bytes(data(run / name) if callable(data) else data)
     return corrupt
 
@@ -151,6 +152,8 @@ CASES = ([pytest.param(case, damage, needles, command, id=f"{case}-{command}")
 
 CASES += [pytest.param(case, damage, needles, "compare", id=f"{case}-compare") for case, damage, needles in RESUME_ONLY
           if case.startswith("summary")]
+CASES += [pytest.param("eval-report-garbage", _set("eval/hellaswag.json", b'{"acc": '), ["hellaswag.json", "tinylm eval"],
+                       "compare-x", id="eval-report-garbage-compare")]
 CASES += [pytest.param("metrics-garbage-middle", RESUME_ONLY[-1][1], ["metrics.jsonl", "line 1"], "compare-x",
                        id="metrics-garbage-middle-compare")]
 

@@ -51,6 +51,9 @@ CASES = {  # case -> (damage, what the one line names)
     "meta-documents-negative": (_meta(documents=-3), ["meta.json", "documents"]),
     "meta-documents-wrong": (_meta(documents=7), ["train.docs.npy", "7"]),
     "meta-documents-a-word": (_meta(documents="many"), ["meta.json"]),
+    "tokenizer-flipped": (lambda store: (store / "tokenizer.json").write_bytes(
+        (store / "tokenizer.json").read_bytes().replace(b'"Alice"', b'"Alicf"', 1)), ["tokenizer.json", "SHA-256"]),
+    "tokenizer-garbage": (lambda store: (store / "tokenizer.json").write_bytes(b'{"version": '), ["tokenizer.json"]),
     "words-one-short": (lambda store: np.save(store / "train.words.npy", np.load(store / "train.words.npy")[:-1]),
                         ["train.words.npy"]),
 }

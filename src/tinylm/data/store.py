@@ -56,8 +56,13 @@ class TokenStore:
                 _check_split(path, name, info, store.dtype.itemsize)
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{meta_path} is incomplete or corrupt ({type(e).__name__}: {e}); {_FIX}") from e
-        if not (path / meta["tokenizer"].get("file", "tokenizer.json")).is_file():
+        tokenizer = path / meta["tokenizer"].get("file", "tokenizer.json")
+        if not tokenizer.is_file():
             raise UserError(f"{path} has no tokenizer.json; {_FIX}")
+        expected = meta["tokenizer"].get("sha256")
+        if expected and _sha256(tokenizer) != expected:  # a millisecond: the ids mean nothing with another one
+            raise UserError(f"{tokenizer} does not match the SHA-256 meta.json records for it (changed or damaged "
+                            f"since the store was prepared); {_FIX}")
         return store
 
     @property
@@ -75,7 +80,11 @@ class TokenStore:
         """The store's own tokenizer (``tokenizers.Tokenizer``), loaded on first use."""
         from tokenizers import Tokenizer
 
-        return Tokenizer.from_file(str(self.path / self.meta["tokenizer"].get("file", "tokenizer.json")))
+        path = self.path / self.meta["tokenizer"].get("file", "tokenizer.json")
+        try:
+            return Tokenizer.from_file(str(path))
+        except Exception as e:  # tokenizers raises a bare Exception for a torn or foreign file
+            raise UserError(f"{path} is not a readable tokenizer ({str(e).splitlines()[0][:120]}); {_FIX}") from e
 
     def _info(self, name: str) -> dict:
         splits = self.meta["splits"]
@@ -112,6 +121,16 @@ class TokenStore:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v['tokens']:,}" for k, v in self.meta["splits"].items())
         return f"TokenStore({str(self.path)!r}, tokenizer={self.meta['tokenizer']['name']!r}, tokens: {sizes})"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _check_split(path: Path, name: str, info: dict, itemsize: int) -> None:

@@ -49,17 +49,19 @@ def flops_curve(run_dir: Path) -> list[tuple[int, float]]:
 def eval_report_curve(run_dir: Path, task: str = "hellaswag", key: str = "acc") -> list[tuple[int, float]]:
     """(step, value) from `tinylm eval` reports: `eval/step-XXXXXXXX/<task>.json` for older checkpoints,
     `eval/<task>.json` for the run's last one; plus any `<task>_<key>` logged in metrics.jsonl."""
-    import json
+    from tinylm.rundir.files import read_json
 
+    fix = f"delete it and evaluate again (`tinylm eval {run_dir} ...`)"
     run_dir = Path(run_dir)
     points = dict(curve(run_dir, f"{task}_{key}")) if (run_dir / "metrics.jsonl").is_file() else {}
     for path in sorted((run_dir / "eval").glob(f"step-*/{task}.json")):
-        value = json.loads(path.read_text()).get(key)
+        value = read_json(path, fix).get(key)
         if isinstance(value, (int, float)):
             points[int(path.parent.name.removeprefix("step-"))] = float(value)
     latest, summary = run_dir / "eval" / f"{task}.json", run_dir / "summary.json"
     if latest.is_file() and summary.is_file():
-        value, steps = json.loads(latest.read_text()).get(key), json.loads(summary.read_text()).get("steps")
+        value = read_json(latest, fix).get(key)
+        steps = read_json(summary, f"delete it; `tinylm train --out {run_dir} --resume` writes it again").get("steps")
         if isinstance(value, (int, float)) and isinstance(steps, int):
             points[steps] = float(value)
     return sorted(points.items())
