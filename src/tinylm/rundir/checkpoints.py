@@ -6,11 +6,14 @@
                                state.safetensors, state.json (written last: it seals the others
                                with their SHA-256)
 
-`latest_checkpoint` trusts `latest` only when it names a complete checkpoint; a dangling, garbage or
+`latest_checkpoint` follows `latest` when it names a directory beside it; a dangling, garbage or
 missing pointer falls back to the newest complete checkpoint found by scanning, a sealed
 `.tmp-step-N` (fully written, not yet renamed) included, so a crash in the writer's window never
 turns a resume into a silent restart. The readers verify each file against its recorded checksum
-and turn a torn, foreign or flipped file into one line naming it and the fix.
+and turn a torn, foreign or flipped file into one line naming it and the fix (for a checkpoint the
+pointer names: delete it, and the resume finds the one before), never a silent step back.
+The tokenizer files are sealed but not held to it when read: putting another tokenizer.json into a
+checkpoint is a documented move.
 """
 
 from __future__ import annotations
