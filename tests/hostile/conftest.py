@@ -40,7 +40,10 @@ def assert_user_error(capsys):
         argv = [str(a) for a in argv]
         capsys.readouterr()
         before = snapshot(watch)
-        code = main(argv)
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse's usage errors exit from inside main: the same contract
+            code = e.code
         err = capsys.readouterr().err.strip()
         assert code == 2, f"exit {code} for {argv}: {err}"
         assert len(err.splitlines()) == 1, err

@@ -87,3 +87,57 @@ def test_sane_edge_values_still_load():
                                        "train.min_lr_ratio=1", "train.betas=[0, 0.999]", "checkpoint.keep=1",
                                        "train.batch_size=1e3", "eval.every=0", "train.seed=0"])
     assert recipe.train.batch_size == 1000 and recipe.train.lr == 1.0
+
+
+# Numbers given on the command line: the same rule, one line naming the option.
+CLI_CASES = {
+    "prepare --workers -1": (lambda c: ["prepare", c.corpus, "--tokenizer", "gpt2", "--out", c.out, "--workers", "-1"],
+                             "--workers"),
+    "prepare --val-fraction 1.5": (lambda c: ["prepare", c.corpus, "--tokenizer", "gpt2", "--out", c.out,
+                                              "--val-fraction", "1.5"], "val fraction"),
+    "prepare --val-fraction nan": (lambda c: ["prepare", c.corpus, "--tokenizer", "gpt2", "--out", c.out,
+                                              "--val-fraction", "nan"], "val fraction"),
+    "prepare --test-fraction -1": (lambda c: ["prepare", c.corpus, "--tokenizer", "gpt2", "--out", c.out,
+                                              "--test-fraction", "-1"], "test fraction"),
+    "prepare --seed -1": (lambda c: ["prepare", c.corpus, "--tokenizer", "gpt2", "--out", c.out, "--seed", "-1"],
+                          "seed"),
+    "adapt --target-loss nan": (lambda c: ["adapt", c.run, "--corpus", c.corpus, "--out", c.out, "--target-loss",
+                                           "nan"], "--target-loss"),
+    "adapt --target-loss -1": (lambda c: ["adapt", c.run, "--corpus", c.corpus, "--out", c.out, "--target-loss",
+                                          "-1"], "--target-loss"),
+    "surgery --seed -1": (lambda c: ["surgery", "reset-embeddings", c.run, "--out", c.out, "--seed", "-1"], "--seed"),
+    "data subset --seed -1": (lambda c: ["data", "subset", c.store, "--words", "1k", "--out", c.out, "--seed", "-1"],
+                              "seed"),
+    "data subset --words 0": (lambda c: ["data", "subset", c.store, "--words", "0", "--out", c.out], "0"),
+    "eval --limit 0": (lambda c: ["eval", c.run, "--val", c.store, "--limit", "0", "--out", c.out], "--limit"),
+    "eval --val-windows -1": (lambda c: ["eval", c.run, "--val", c.store, "--val-windows", "-1", "--out", c.out],
+                              "--val-windows"),
+    "eval --batch-tokens 0": (lambda c: ["eval", c.run, "--val", c.store, "--batch-tokens", "0", "--out", c.out],
+                              "--batch-tokens"),
+    "train --seeds 0": (lambda c: ["train", c.recipe, "--out", c.out, "--seeds", "0"], "--seeds"),
+    "train --seeds -1,2": (lambda c: ["train", c.recipe, "--out", c.out, "--seeds=-1,2"], "--seeds"),
+    "sweep --trials 0": (lambda c: ["sweep", c.recipe, "--out", c.out, "--trials", "0", "--yes"], "--trials"),
+    "generate --seed -1": (lambda c: ["generate", c.run, "--prompt", "Alice", "--seed", "-1"], "--seed"),
+    "generate --tokens 0": (lambda c: ["generate", c.run, "--prompt", "Alice", "--tokens", "0"], "tokens"),
+    "generate --temperature nan": (lambda c: ["generate", c.run, "--prompt", "Alice", "--temperature", "nan"],
+                                   "temperature"),
+    "generate --top-k -1": (lambda c: ["generate", c.run, "--prompt", "Alice", "--top-k", "-1"], "top"),
+    "sweep --seed -1": (lambda c: ["sweep", c.recipe, "--out", c.out, "--seed", "-1", "--yes"], "--seed"),
+    "adapt --seed -1": (lambda c: ["adapt", c.run, "--corpus", c.corpus, "--out", c.out, "--seed", "-1"], "--seed"),
+    "sweep --layers 0:0": (lambda c: ["sweep", c.recipe, "--out", c.out, "--layers", "0:0", "--yes"], "--layers"),
+}
+
+
+@pytest.fixture
+def cli(pretrained, tiny_store, tiny_recipe, book, tmp_path):
+    from types import SimpleNamespace
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(book("AliceInWonderland")[:5_000])
+    return SimpleNamespace(run=pretrained, store=tiny_store, recipe=tiny_recipe(), corpus=corpus, out=tmp_path / "out")
+
+
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
+def test_a_nonsense_number_on_the_command_line_is_one_line(case, cli, assert_user_error):
+    argv, needle = CLI_CASES[case]
+    assert_user_error(argv(cli), needle, watch=[cli.out])

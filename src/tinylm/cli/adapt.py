@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tinylm.cli.numbers import SEED, finite
+
 
 def register(sub) -> None:
     p = sub.add_parser("adapt", help="adapt a trained run to a new language (new tokenizer, body frozen)",
@@ -23,9 +25,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="the adaptation run directory")
     p.add_argument("--duration", default="500 steps", help="adaptation length (default 500 steps)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the pretraining recipe's)")
-    p.add_argument("--target-loss", type=float, default=None,
+    p.add_argument("--target-loss", type=finite(0, above=True), default=None,
                    help="report the steps needed to reach this training loss")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed of the new embeddings")
+    p.add_argument("--seed", type=SEED, default=0, help="initialisation seed of the new embeddings")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=run)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tinylm.cli.numbers import SEED
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("data", help="inspect token stores and cut nested subsets")
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     subset.add_argument("store", metavar="DIR")
     subset.add_argument("--words", nargs="+", required=True, metavar="N", help="budgets such as 1M 2M 500k")
     subset.add_argument("--out", required=True, metavar="DIR", help="directory to hold one store per budget")
-    subset.add_argument("--seed", type=int, default=0, help="seed of the document order (default 0)")
+    subset.add_argument("--seed", type=SEED, default=0, help="seed of the document order (default 0)")
     subset.add_argument("--force", action="store_true", help="replace existing subset stores")
     subset.set_defaults(func=run_subset)
     from tinylm.cli.data_tokens import register_actions  # token statistics and token-controlled subsets

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tinylm.cli.numbers import SEED, whole
+
 
 def register(sub) -> None:
     p = sub.add_parser("generate", help="continue a prompt with a trained decoder (seeded sampling)",
@@ -19,8 +21,8 @@ def register(sub) -> None:
                    help="a run directory, a checkpoint directory, or a transformers model directory")
     p.add_argument("--prompt", action="append", required=True, metavar="TEXT",
                    help="the text to continue (repeat for several prompts)")
-    p.add_argument("--tokens", type=int, default=100, metavar="N", help="new tokens at most (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--tokens", type=whole(1), default=100, metavar="N", help="new tokens at most (default 100)")
+    p.add_argument("--seed", type=SEED, default=0, help="sampling seed (default 0)")
     p.add_argument("--temperature", type=float, default=0.8,
                    help="below 1 is more conservative, above 1 more adventurous; 0 is greedy (default 0.8)")
     p.add_argument("--top-k", type=int, default=40, metavar="K",

@@ -13,6 +13,8 @@ import sys
 import threading
 import time
 
+from tinylm.cli.numbers import whole
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-eos", action="store_true", help="do not write EOS between documents")
     p.add_argument("--dtype", choices=("auto", "uint16", "uint32"), default="auto",
                    help="token file type (auto: uint16 when the vocabulary fits)")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=whole(0), default=0,
                    help="tokeniser processes; 0 (default) tokenises in this process on all cores")
     p.add_argument("--force", action="store_true", help="replace an existing store at --out")
     p.set_defaults(func=run)
@@ -95,12 +97,8 @@ def _raise_interrupt(signum, frame):
 
 def run(args: argparse.Namespace) -> int:
     from tinylm.data.prepare import prepare_store
-    from tinylm.errors import UserError
     from tinylm.output_location import check_apart, check_output_dir
 
-    if args.workers < 0:
-        raise UserError(f"--workers {args.workers}: give 0 (tokenise in this process, on all cores) or a number of "
-                        "tokeniser processes")
     check_output_dir(args.out)
     check_apart(args.out, [*args.sources, *(args.val_files or [])])
     view = ProgressView()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from tinylm.cli.numbers import SEED
+
 
 def register(sub) -> None:
     p = sub.add_parser("surgery", help="edit a checkpoint: reset-embeddings (active forgetting)",
@@ -18,7 +20,7 @@ def register(sub) -> None:
                        description=__doc__)
     r.add_argument("checkpoint", metavar="CKPT", help="tinylm run/checkpoint directory, or a Hugging Face model dir")
     r.add_argument("--out", required=True, metavar="CKPT2", help="new checkpoint directory (must not exist)")
-    r.add_argument("--seed", type=int, default=None,
+    r.add_argument("--seed", type=SEED, default=None,
                    help="seed of the new draw (default: a random one, recorded in CKPT2/surgery.json)")
     r.add_argument("--params", default="embeddings",
                    help="comma-separated: embeddings (default; includes a tied output layer), output, positions, "

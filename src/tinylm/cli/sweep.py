@@ -23,6 +23,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from tinylm.cli.numbers import SEED
+
 
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="search model structures (FORGETTER's 120-rule) or hyperparameters (--space)",
@@ -48,7 +50,7 @@ def register(sub) -> None:
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db; postgresql://... to share)")
     p.add_argument("--study",
                    help="study name inside the storage (default: <recipe name>-structures, -hparams with --space)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=SEED, default=0,
                    help="orders the candidates / seeds the TPE sampler (every trial keeps the recipe's seeds)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key for every trial (repeatable)")
