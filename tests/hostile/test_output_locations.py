@@ -33,6 +33,7 @@ COMMANDS = {
     "surgery": lambda c, out: ["surgery", "reset-embeddings", c.run, "--out", out],
     "adapt": lambda c, out: ["adapt", c.run, "--corpus", c.corpus, "--tokenizer", "bpe:300", "--out", out],
     "data-subset": lambda c, out: ["data", "subset", c.store, "--words", "1k", "--out", out],
+    "data-paragraphs": lambda c, out: ["data", "paragraphs", c.store, "--count", "5", "--out", out],
     "sweep": lambda c, out: ["sweep", c.recipe, "--out", out, "--layers", "2:2", "--yes"],
 }
 
@@ -148,6 +149,8 @@ OVERLAPS = {
     "prepare-force-onto-its-source-folder": lambda c, src: ["prepare", src / "config.yaml", "--tokenizer", "gpt2",
                                                             "--out", src, "--force"],
     "data-subset-onto-its-store": lambda c, src: ["data", "subset", c.store, "--words", "1k", "--out", c.store],
+    "data-paragraphs-onto-its-store": lambda c, src: ["data", "paragraphs", c.store, "--count", "5", "--out",
+                                                      c.store, "--force"],
     "adapt-onto-its-run": lambda c, src: ["adapt", src, "--corpus", c.corpus, "--out", src],
 }
 

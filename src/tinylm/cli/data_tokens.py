@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+from tinylm.cli.numbers import SEED, whole
+
 
 def register_actions(sub) -> None:
     from tinylm.cli.finetune import add_split_arguments
@@ -26,8 +28,8 @@ def register_actions(sub) -> None:
 
     para = sub.add_parser("paragraphs", help="a store of W_S random train paragraphs (seeded)", description=__doc__)
     para.add_argument("store", metavar="DIR")
-    para.add_argument("--count", type=int, required=True, help="W_S: paragraphs (train documents) to keep")
-    para.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0; nested over --count)")
+    para.add_argument("--count", type=whole(1), required=True, help="W_S: paragraphs (train documents) to keep")
+    para.add_argument("--seed", type=SEED, default=0, help="seed of the draw (default 0; nested over --count)")
     para.add_argument("--out", required=True, metavar="DIR")
     para.add_argument("--force", action="store_true", help="replace an existing store at --out")
     para.set_defaults(func=run_paragraphs)
@@ -40,10 +42,10 @@ def register_actions(sub) -> None:
     how.add_argument("--within", action="store_true", help="only paragraphs made solely of the task's tokens")
     how.add_argument("--avoid", action="store_true",
                      help="only paragraphs of tokens the task does not use, plus the --keep-common most common")
-    restrict.add_argument("--keep-common", type=int, default=1000,
+    restrict.add_argument("--keep-common", type=whole(0), default=1000,
                           help="--avoid: most frequent pretraining tokens still allowed (default 1000)")
-    restrict.add_argument("--count", type=int, default=None, help="keep at most this many (seeded), to match a W_S")
-    restrict.add_argument("--seed", type=int, default=0)
+    restrict.add_argument("--count", type=whole(1), default=None, help="keep at most this many (seeded), to match a W_S")
+    restrict.add_argument("--seed", type=SEED, default=0)
     restrict.add_argument("--all-items", action="store_true", help="use every task item's tokens")
     restrict.add_argument("--out", required=True, metavar="DIR")
     restrict.add_argument("--force", action="store_true")
@@ -91,7 +93,10 @@ def run_paragraphs(args) -> int:
     from tinylm.data.overlap import random_paragraphs
     from tinylm.data.store import TokenStore
     from tinylm.data.subsets import write_documents
+    from tinylm.output_location import check_apart, check_output_dir
 
+    check_output_dir(args.out)
+    check_apart(args.out, [args.store])
     store = TokenStore.open(args.store)
     docs = random_paragraphs(store, args.count, args.seed)
     subset = write_documents(store, docs, args.out, {"paragraphs": args.count, "seed": args.seed}, args.force)
@@ -103,7 +108,10 @@ def run_restrict(args) -> int:
     from tinylm.data.overlap import avoiding_tokens, cap_paragraphs, paragraphs_within, store_token_counts
     from tinylm.data.store import TokenStore
     from tinylm.data.subsets import write_documents
+    from tinylm.output_location import check_apart, check_output_dir
 
+    check_output_dir(args.out)
+    check_apart(args.out, [args.store])
     store = TokenStore.open(args.store)
     task, counts = task_counts(args, store)
     if args.within:
