@@ -161,3 +161,37 @@ def test_an_output_never_overlaps_its_input(case, ctx, assert_user_error, tmp_pa
     argv = OVERLAPS[case](ctx, src)
     needle = "input" if case != "adapt-onto-its-run" else str(src)
     assert_user_error(argv, needle, watch=[src, ctx.store])
+
+
+@pytest.fixture
+def read_only_run(ctx, tmp_path):
+    """A copy of the finished run that nobody may write in (a read-only tmpfs for root, modes otherwise)."""
+    import os
+    import shutil
+    import subprocess
+
+    where = tmp_path / "ro-mount"
+    where.mkdir()
+    if os.geteuid() != 0:
+        run = shutil.copytree(ctx.run, where / "run")
+        for p in [run, *run.rglob("*")]:
+            p.chmod(p.stat().st_mode & ~0o222)
+        yield run
+        for p in [run, *run.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("root without the right to mount a tmpfs")
+    try:
+        run = shutil.copytree(ctx.run, where / "run")
+        subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True, capture_output=True)
+        yield run
+    finally:
+        subprocess.run(["umount", str(where)], capture_output=True)
+
+
+def test_eval_into_a_read_only_run_is_one_line_before_scoring(read_only_run, ctx, assert_user_error):
+    """Without --out the results go into the run (eval/, summary.json): checked once the model is known,
+    before any scoring, with the way out (--out) in the line."""
+    assert_user_error(["eval", read_only_run, "--val", ctx.store], "results folder", "--out DIR",
+                      watch=[read_only_run])
