@@ -92,6 +92,7 @@ STATE_FILES = [  # read by a resume and by surgery, not by evaluation
     ("state-json-no-counters", _set(f"{CKPT}/state.json", b"{}"), ["state.json", DELETE]),
 ]
 RESUME_ONLY = [
+    ("checkpoints-folder-deleted", lambda run: shutil.rmtree(run / "checkpoints"), ["summary.json", "metrics.jsonl"]),
     ("every-checkpoint-torn", lambda run: [p.unlink() for p in (run / "checkpoints").glob("step-*/state.json")],
      ["state.json", "missing", DELETE]),
     ("state-json-foreign", _edit_json("state.json", counters={"step": "twelve"}), ["state.json", DELETE]),

@@ -68,6 +68,7 @@ def _first_save_cut_short(run):
     (root / "step-00000004").rename(root / ".tmp-step-00000004")
     (root / ".tmp-step-00000004" / "state.json").unlink()
     (root / "latest").unlink()
+    (run / "summary.json").unlink()  # a session writes it last, after a checkpoint
     for name in (BEFORE, LAST):
         shutil.rmtree(root / name)
 

@@ -294,6 +294,10 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
             raise UserError(f"{out_dir / 'checkpoints'} holds no complete checkpoint to resume from (each is missing "
                             f"or damaged): restore one, or delete {out_dir / 'checkpoints'} to train this run again "
                             "from step 0")
+        if ckpt is None and (out_dir / "summary.json").is_file():  # a session ended here, and ends with a checkpoint
+            raise UserError(f"{out_dir} has a summary.json but no checkpoint (its checkpoints folder was deleted?): "
+                            f"restore {out_dir / 'checkpoints'}, or delete {out_dir / 'summary.json'} and "
+                            f"{out_dir / 'metrics.jsonl'} to train this run again from step 0")
         if resume and ckpt is None and not (out_dir / "config.yaml").exists():
             raise UserError(f"{out_dir} holds no run to resume: drop --resume to start a new run there")
         if not resume and ckpt is not None:
