@@ -54,6 +54,8 @@ CASES = {  # case -> (damage, what the one line names)
     "tokenizer-flipped": (lambda store: (store / "tokenizer.json").write_bytes(
         (store / "tokenizer.json").read_bytes().replace(b'"Alice"', b'"Alicf"', 1)), ["tokenizer.json", "SHA-256"]),
     "tokenizer-garbage": (lambda store: (store / "tokenizer.json").write_bytes(b'{"version": '), ["tokenizer.json"]),
+    "meta-file-escapes": (_meta(file="../../../../etc/hostname"), ["meta.json", "etc/hostname"]),
+    "meta-docs-file-absolute": (_meta(documents_file="/etc/hostname"), ["meta.json", "/etc/hostname"]),
     "words-one-short": (lambda store: np.save(store / "train.words.npy", np.load(store / "train.words.npy")[:-1]),
                         ["train.words.npy"]),
 }

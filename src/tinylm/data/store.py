@@ -134,6 +134,10 @@ def _sha256(path: Path) -> str:
 
 
 def _check_split(path: Path, name: str, info: dict, itemsize: int) -> None:
+    for key in ("file", "documents_file", "words_file"):  # names of files in the store, never paths out of it
+        if not isinstance(info[key], str) or Path(info[key]).name != info[key] or info[key] in ("", ".", ".."):
+            raise UserError(f"{path / 'meta.json'} names {info[key]!r} as the {name} split's {key}, not a file of "
+                            f"the store; {_FIX}")
     bin_path = path / info["file"]
     expected = int(info["tokens"]) * itemsize
     if not bin_path.is_file():
