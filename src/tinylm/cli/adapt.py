@@ -37,9 +37,9 @@ def run(args) -> int:
     from tinylm.output_location import check_apart, check_output_dir, foreign_contents
     from tinylm.runs.adaptation import ADAPTATION_FILES, adapt
 
+    check_apart(args.out, [args.run, args.store, *(args.corpus or [])])
     check_output_dir(args.out, accept=lambda p: foreign_contents(
         p, ADAPTATION_FILES, "an adaptation", "choose a new or empty --out"))
-    check_apart(args.out, [args.run, args.store, *(args.corpus or [])])
     report = adapt(args.run, args.out, corpus=args.corpus, store=args.store, tokenizer=args.tokenizer,
                    duration=args.duration, lr=args.lr, target_loss=args.target_loss, seed=args.seed,
                    overrides=args.overrides, resume=args.resume, docs=args.docs)

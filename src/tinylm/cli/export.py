@@ -26,10 +26,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from tinylm.eval.export import export_hf
     from tinylm.eval.hf_import import load_any
-    from tinylm.output_location import check_apart, check_output_dir
+    from tinylm.output_location import check_apart, check_output_dir, foreign_contents
 
-    check_output_dir(args.out)
     check_apart(args.out, [args.model])  # `--force` onto its own input would delete the source first
+    # --force replaces a model directory (an earlier export), never a folder of other files
+    check_output_dir(args.out, accept=(lambda p: foreign_contents(
+        p, ("tinylm_export.json", "config.json"), "a transformers model directory",
+        "--force only replaces a model directory: choose another --out")) if args.force else None)
     loaded = load_any(args.model)
     result = export_hf(loaded, args.out, head=args.head, force=args.force)
     if args.json:
