@@ -74,7 +74,7 @@ def test_methods_options_are_refused_by_the_recipe_itself(tiny_recipe):
 ADAPT_CASES = [
     (["--duration", "0"], "duration"), (["--duration", "ten steps"], "duration"), (["--duration", "-5"], "duration"),
     (["--lr", "0"], "train.lr"), (["--lr", "-1"], "train.lr"), (["--lr", "nan"], "train.lr"),
-    (["--lr", "inf"], "train.lr"), (["--lr", "1e6"], "train.lr"), (["--seed", "-1"], "train.seed"),
+    (["--lr", "inf"], "train.lr"), (["--lr", "1e6"], "train.lr"), (["--seed", "-1"], "--seed"),
     (["--set", "train.lr=[1,"], "--set"), (["--set", "train.batch_size=0"], "train.batch_size"),
     (["--set", "train.nope=1"], "train.nope"), (["--set", "checkpoint.keep=0"], "checkpoint.keep"),
     (["--set", "methods.0.freeze.train=[]"], "freeze"), (["--set", "methods.0.slep={}"], "slep"),
