@@ -41,6 +41,8 @@ CASES = [
     (["model.vocab_size=1.5"], "model.vocab_size"), (["model.vocab_size=true"], "model.vocab_size"),
     (["eval.batch_size=0"], "eval.batch_size"), (["eval.windows=0"], "eval.windows"),
     (["eval.windows=1e12"], "eval.windows"),
+    # a model whose training state cannot fit the device (checked before it is allocated)
+    (["model.d_model=10000000"], "parameters"), (["model.name=L200-64-16384x4"], "GiB"),
     # counts of steps and seeds
     (["eval.every=-1"], "eval.every"), (["train.log_every=-1"], "train.log_every"),
     (["train.log_every=0"], "train.log_every"), (["checkpoint.every=-5"], "checkpoint.every"),

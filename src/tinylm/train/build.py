@@ -132,6 +132,36 @@ def model_config(recipe: Recipe, store) -> ModelConfig:
     return cfg
 
 
+TRAINING_BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and AdamW's two moments
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory on `device` (the machine's RAM for a CPU); None where it cannot be told."""
+    try:
+        if device.type == "cuda":
+            return torch.cuda.get_device_properties(device).total_memory
+        if device.type == "cpu":
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        pass
+    return None
+
+
+def check_fits(cfg: ModelConfig, device: torch.device, name=None) -> None:
+    """A model whose training state alone exceeds the device's memory (`d_model: 1e7` asked for 2 TB) is a
+    typo, refused before it is allocated, not a `can't allocate memory` traceback."""
+    from tinylm.models import count_parameters
+
+    memory = device_memory(device)
+    params = count_parameters(cfg)["total"]
+    need = params * TRAINING_BYTES_PER_PARAMETER
+    if memory is not None and need > memory:
+        raise UserError(f"model {name or cfg.flavour} has {params:,} parameters: training it needs about "
+                        f"{need / 2**30:,.0f} GiB (weights, gradients and AdamW's moments, 16 bytes each) but this "
+                        f"{device.type} has {memory / 2**30:,.0f} GiB: choose a smaller model (model.name, "
+                        "model.d_model, model.n_layers)")
+
+
 def init_from_pretrained(model, path, store) -> list[str]:
     """Start from a trained run's weights. With a different tokenizer (a new language), the
     vocabulary-sized tensors keep their fresh init and everything else is copied; returns the
@@ -309,6 +339,7 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     cfg = model_config(recipe, store)
     if ckpt is not None:
         cfg = checkpoint_model_config(ckpt)  # the model as it was (grown layers included)
+    check_fits(cfg, device, recipe.model.get("name"))
     model = build_model(cfg)
     if ckpt is not None:
         load_checkpoint_weights(model, ckpt)
