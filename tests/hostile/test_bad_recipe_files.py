@@ -109,3 +109,13 @@ def test_duplicate_keys_are_refused_with_the_line(tiny_store, tmp_path):
     path.write_text(_good_text(tiny_store) + "name: other\n")
     with pytest.raises(UserError, match=r"'name' appears twice.*line \d+"):
         load_recipe(str(path))
+
+
+@pytest.mark.parametrize("content,needle", [(b"train.lr: {low: 1e-4, high: 1e-3}\ntrain.lr: [1, 2]\n", "appears twice"),
+                                            (b"train.lr: {low: \xe9}\n", "not UTF-8"),
+                                            (b"train.lr: [1,\n", "not valid YAML")])
+def test_a_bad_search_space_file_is_one_line(content, needle, assert_user_error, tiny_recipe, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_bytes(content)
+    out = tmp_path / "sweep"
+    assert_user_error(["sweep", tiny_recipe(), "--space", space, "--out", out, "--yes"], needle, watch=[out])

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_type_hints
 
-import yaml
-
 from tinylm.errors import UserError
+from tinylm.strict_yaml import read_yaml_file
 from tinylm.train.recipe import SECTIONS, Recipe, apply_overrides, recipe_from_dict
 
 RANGE_KEYS = ("low", "high", "log", "step")
@@ -68,10 +67,7 @@ def load_space(path: str | Path, base: dict, store=None) -> list[Param]:
     if not path.is_file():
         raise UserError(f"no search space file {path}: write a YAML mapping of recipe keys to distributions, "
                         "e.g. `train.lr: {low: 1e-4, high: 3e-3, log: true}`")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"search space {path} is not valid YAML ({str(e).splitlines()[0]}): fix the file") from None
+    data = read_yaml_file(path, "search space")  # UTF-8, each key once (a key given twice was silently the later)
     return parse_space(data, base, str(path), store)
 
 

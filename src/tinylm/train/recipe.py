@@ -27,6 +27,7 @@ import yaml
 from tinylm.errors import UserError
 from tinylm.package_files import package_file
 from tinylm.precision import PRECISIONS
+from tinylm.strict_yaml import load_yaml, read_yaml_file, yaml_problem
 
 BUNDLED = package_file("recipes")
 
@@ -334,9 +335,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def _yaml_value(raw: str, item: str = ""):
     """YAML, except that `3e-4` is a number (YAML 1.1 reads it as a string)."""
     try:
-        value = yaml.load(raw, Loader=_UniqueKeyLoader)
+        value = load_yaml(raw)
     except yaml.YAMLError as e:
-        raise UserError(f"--set {item or raw}: the value is not valid YAML ({_problem(e)}); quote a string, "
+        raise UserError(f"--set {item or raw}: the value is not valid YAML ({yaml_problem(e)}); quote a string, "
                         "close a list (`[0.9, 0.95]`), e.g. --set train.betas=[0.9,0.95]") from None
     if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9.]+[eE][-+]?[0-9]+", value.strip()):
         return float(value)
@@ -356,54 +357,9 @@ def find_recipe(name_or_path: str) -> Path:
                     f"({', '.join(names) or 'none'})")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice in one mapping is an error (PyYAML lets the later win silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key: construct_mapping names it
-                break
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice: keep one",
-                    key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _problem(error: Exception) -> str:
-    """What a YAML error says went wrong, and where, on one line."""
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or (str(error).splitlines() or [type(error).__name__])[0]
-    return problem + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else "")
-
-
-def read_recipe_yaml(path: Path, what: str = "recipe"):
-    """A YAML file a user wrote or may have edited (a recipe, a run's config.yaml): UTF-8 text, each key once.
-
-    Anything else is one line naming the file: not text, not valid YAML, a key given twice.
-    """
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}): "
-                        "save it as UTF-8 YAML") from None
-    except OSError as e:
-        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as e:
-        raise UserError(f"{what} {path} is not valid YAML: {_problem(e)}; fix the file") from None
-
-
 def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe:
     path = find_recipe(name_or_path)
-    data = read_recipe_yaml(path) or {}
+    data = read_yaml_file(path, "recipe") or {}
     return recipe_from_dict(apply_overrides(data, overrides or []))
 
 
