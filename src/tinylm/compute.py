@@ -25,6 +25,7 @@ incremental training of large language models"), equal-compute points between ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -250,10 +251,17 @@ def peak_flops(device: torch.device, precision: str = "auto", measure: bool = Tr
     except ValueError:
         cache = {}
     cache[device_key(device, precision)] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache, indent=1))
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(cache, indent=1))
+        tmp.replace(path)
+    except OSError as e:  # a cache, not a result: a read-only TINYLM_CACHE only means measuring again next time
+        import logging
+        logging.getLogger(__name__).warning("could not cache the measured peak in %s (%s); set TINYLM_CACHE to a "
+                                            "writable directory to keep it", path, e.strerror or e)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return value
 
 

@@ -195,3 +195,17 @@ def test_eval_into_a_read_only_run_is_one_line_before_scoring(read_only_run, ctx
     before any scoring, with the way out (--out) in the line."""
     assert_user_error(["eval", read_only_run, "--val", ctx.store], "results folder", "--out DIR",
                       watch=[read_only_run])
+
+
+def test_a_peak_that_cannot_be_cached_is_still_measured(tmp_path, monkeypatch, caplog):
+    """The measured-peak cache under TINYLM_CACHE is a cache: unwritable, the run goes on (it used to be an
+    OSError traceback at a GPU run's start)."""
+    import torch
+
+    from tinylm.compute import peak_flops
+
+    (tmp_path / "notes.txt").write_text("mine\n")
+    monkeypatch.setenv("TINYLM_CACHE", str(tmp_path / "notes.txt" / "cache"))
+    monkeypatch.delenv("TINYLM_PEAK_FLOPS", raising=False)
+    assert peak_flops(torch.device("cpu"), measure=True, size=64) > 0
+    assert "could not cache the measured peak" in caplog.text
