@@ -14,10 +14,10 @@ import yaml
 
 
 @pytest.fixture
-def ctx(pretrained, tiny_store, tiny_recipe, book, tmp_path):
+def ctx(pretrained, tiny_store, tiny_recipe, book, agnews_csv, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(book("AliceInWonderland")[:5_000])
-    return SimpleNamespace(run=pretrained, store=tiny_store, recipe=tiny_recipe(), corpus=corpus)
+    return SimpleNamespace(run=pretrained, store=tiny_store, recipe=tiny_recipe(), corpus=corpus, agnews=agnews_csv)
 
 
 # command -> argv with the output location `out`
@@ -35,6 +35,9 @@ COMMANDS = {
     "data-subset": lambda c, out: ["data", "subset", c.store, "--words", "1k", "--out", out],
     "data-paragraphs": lambda c, out: ["data", "paragraphs", c.store, "--count", "5", "--out", out],
     "sweep": lambda c, out: ["sweep", c.recipe, "--out", out, "--layers", "2:2", "--yes"],
+    "demo": lambda c, out: ["demo", "--out", out, "--steps", "2"],
+    "finetune": lambda c, out: ["finetune", "L1-2-32x2", "--scratch", "--task", f"agnews:{c.agnews}", "--seeds", "1",
+                                "--max-steps", "1", "--quiet", "--out", out],
 }
 
 
@@ -115,7 +118,7 @@ def test_a_cache_that_cannot_hold_the_store_is_one_line(location, assert_user_er
 
 
 # ---------------------------------------------------------------- class 10: foreign directories, overlaps
-@pytest.mark.parametrize("command", ["train", "train-seeds", "adapt", "export-force"])
+@pytest.mark.parametrize("command", ["train", "train-seeds", "adapt", "export-force", "demo", "finetune"])
 def test_a_directory_holding_other_files_is_not_taken_over(command, ctx, assert_user_error, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()

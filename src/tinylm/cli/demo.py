@@ -49,12 +49,15 @@ def run(args) -> int:
     from tinylm.cli.progress import TrainingProgress
     from tinylm.data import prepare_store
     from tinylm.optional import require
+    from tinylm.output_location import check_output_dir, foreign_contents
     from tinylm.runs.execute import execute
     from tinylm.train.checkpoint import latest_checkpoint
     from tinylm.train.recipe import apply_overrides, find_recipe, recipe_from_dict
 
     require("matplotlib", "tinylm demo (its loss plot)")  # before anything is trained or written
     out = Path(args.out)
+    check_output_dir(out, accept=lambda p: foreign_contents(p, ("store", "run"), "a tinylm demo",
+                                                            "choose another --out"))
     store = out / "store"
     data = yaml.safe_load(find_recipe("demo").read_text())
     overrides = _overrides(args, data)

@@ -108,6 +108,7 @@ class Progress:
 
 def run(args) -> int:
     from tinylm.errors import UserError
+    from tinylm.output_location import check_output_dir, foreign_contents
     from tinylm.eval.classification import majority_baseline
     from tinylm.runs.finetune import finetune_one, load_base, prepare_task, require_pretrained
     from tinylm.runs.lr_grid import choose_lr, parse_lr_grid
@@ -117,6 +118,9 @@ def run(args) -> int:
 
     if args.seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.out:
+        check_output_dir(args.out, accept=lambda p: foreign_contents(
+            p, ("finetune.json", "pretrained", "scratch"), "a tinylm finetune output", "choose another --out"))
     cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
                          batch_size=args.batch_size, max_steps=args.max_steps)
     cfg.validate()
