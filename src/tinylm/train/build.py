@@ -27,6 +27,7 @@ from tinylm.train.checkpoint import latest_checkpoint, restore
 from tinylm.train.duration import parse_duration
 from tinylm.train.recipe import Recipe, apply_overrides, recipe_changes, recipe_from_dict
 from tinylm.train.run import Run
+from tinylm.train.vocab_check import check_store_fits_model
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +341,7 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     if ckpt is not None:
         cfg = checkpoint_model_config(ckpt)  # the model as it was (grown layers included)
     check_fits(cfg, device, recipe.model.get("name"))
+    check_store_fits_model(store, cfg.vocab_size, ckpt)  # not an IndexError inside the embedding
     model = build_model(cfg)
     if ckpt is not None:
         load_checkpoint_weights(model, ckpt)
