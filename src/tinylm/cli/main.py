@@ -16,7 +16,8 @@ laptop CPU or one GPU. Five commands to start with:
 
 # Developer note: this module is the entry point. It dispatches to one command module per command
 # (tinylm/cli/<command>.py, each with `register(subparsers)`), and turns a user mistake (`UserError`)
-# into one line on stderr and exit status 2. Its docstring above is what `tinylm --help` shows first.
+# into one line on stderr and exit status 2; a run that diverged (`TrainingDiverged`: a NaN/inf loss, train.on_nan)
+# is one line too, status 3. Its docstring above is what `tinylm --help` shows first.
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import importlib
 import logging
 import sys
 
-from tinylm.errors import UserError
+from tinylm.errors import TrainingDiverged, UserError
 
 # Command modules, in the order `tinylm --help` lists them. Each has `register(subparsers)`.
 COMMANDS = ("prepare", "data", "models", "train", "demo", "generate", "adapt", "finetune", "committee", "eval",
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tinylm {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingDiverged as e:  # a NaN/inf loss or gradient norm (train.on_nan): not a finished run
+        if debug:
+            raise
+        print(f"tinylm {args.command}: error: {e}", file=sys.stderr)
+        return TrainingDiverged.EXIT_STATUS
     except KeyboardInterrupt:
         print(f"tinylm {args.command}: interrupted", file=sys.stderr)
         return 130

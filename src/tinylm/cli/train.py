@@ -10,6 +10,11 @@ gets each seed's final and best validation loss with their mean ± sample std. E
 train.seed (initial weights, dropout) and data.seed (data order) to N; pin one with --set (e.g.
 --set data.seed=0) to vary only the other. The validation windows (eval.seed) are the same for all.
 Running the same command again continues: finished seeds are skipped, an interrupted one resumes.
+
+Exit status: 0 the run finished; 2 a mistake in the input (one line naming it and the fix, nothing written);
+3 training diverged: its loss or gradient norm became NaN or inf (one line naming the step; the last good
+checkpoint stays the latest; `train.on_nan: rollback` goes back to it at a lower learning rate instead);
+130 stopped by Ctrl-C or SIGTERM, resumable with --resume.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tinylm.precision import run_precision, torch_dtype
 from tinylm.train import distributed
 from tinylm.train.checkpoint import save_checkpoint
+from tinylm.train.nonfinite import NonFiniteGuard
 
 
 def autocast(run):
@@ -131,9 +132,14 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     every_log, every_eval, every_ckpt = max(1, t.log_every), run.recipe.eval.every, run.recipe.checkpoint.every
     window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
     window_flops = run.flops
+    guard = NonFiniteGuard(run)  # a NaN/inf loss is never evaluated, saved or finished (train.on_nan)
     record: dict = {}
     while run.step < run.total_steps:
         loss, grad_norm, data_time = train_step(run, scaler)
+        guard.observe(loss, grad_norm)
+        if _syncs(run, every_log, every_eval, every_ckpt) and guard.diverged():  # rolled back: go on from there
+            window_start, window_tokens, window_data, window_flops = time.perf_counter(), 0, 0.0, run.flops
+            continue
         window_tokens += run.tokens_per_step
         window_data += data_time
         logged = run.step % every_log == 0 or run.step == run.total_steps
@@ -169,6 +175,13 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     run.log_event("end", ranks_weights_digest=digests, **final)
     save_checkpoint(run)
     return {**record, **final}
+
+
+def _syncs(run, every_log: int, every_eval: int, every_ckpt: int) -> bool:
+    """Whether this step logs, evaluates, may checkpoint or ends: where the non-finite check's host sync goes."""
+    step = run.step
+    return (step % every_log == 0 or step >= run.total_steps or bool(every_eval and step % every_eval == 0)
+            or bool(every_ckpt and step % every_ckpt == 0) or (run.stop_requested and not run.world.active))
 
 
 def _eval(run, on_eval=None) -> dict:

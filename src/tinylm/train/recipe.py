@@ -112,6 +112,11 @@ class TrainSection:
     device: str = "auto"                # auto | cpu | cuda | cuda:N | mps
     seed: int = bounded(0, 0, MAX_SEED)  # initialisation and dropout (torch's RNG); data order is data.seed
     log_every: int = bounded(10, 1, MAX_STEPS, why="steps between metrics lines")
+    on_nan: str = "stop"                # a NaN/inf loss or grad norm: stop (exit 3, last good checkpoint kept) |
+                                        # rollback (to the last checkpoint, lr * on_nan_lr_factor, go on)
+    on_nan_lr_factor: float = bounded(0.5, 0, 1, low_open=True, high_open=True,
+                                      why="the peak learning rate is multiplied by it at each NaN rollback")
+    on_nan_retries: int = bounded(3, 0, 1000, why="NaN rollbacks per session before the run stops")
     threads: int = 0                    # torch threads of this process: 0 = torch's default (every core, right for
                                         # one run alone); several runs on one machine: cores / runs each
 
@@ -259,6 +264,7 @@ def _check(r: Recipe) -> None:
     choices = {"data.sampler": (r.data.sampler, ("windows", "chunks", "epochs", "mlm")),
                "train.precision": (r.train.precision, PRECISIONS),
                "train.schedule": (r.train.schedule, ("linear", "cosine", "constant")),
+               "train.on_nan": (r.train.on_nan, ("stop", "rollback")),
                "train.compile_mode": (r.train.compile_mode, ("default", "reduce-overhead", "max-autotune"))}
     for key, (value, valid) in choices.items():
         if value not in valid:
