@@ -33,7 +33,9 @@ def register(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set train.lr=3e-4 (repeatable)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its latest checkpoint (`tinylm train --out DIR --resume`)")
+                   help="continue the run in --out from its latest checkpoint (`tinylm train --out DIR --resume`); with a "
+                        "recipe, where no checkpoint is yet (a new directory, a run killed before its first one), "
+                        "start it")
     p.add_argument("--force", action="store_true",
                    help="resume even though the recipe changed; the new values rule from the resumed step on, and a "
                         "new train.duration re-lays the learning-rate schedule over the new length (the rate "
@@ -91,8 +93,8 @@ def _recipe(args):
     if not args.out:
         raise UserError("--resume without a recipe needs the run directory: tinylm train --out DIR --resume")
     if not (Path(args.out) / "config.yaml").is_file():
-        raise UserError(f"{args.out} holds no run to resume (no config.yaml): give a directory written by "
-                        "`tinylm train`, or a recipe without --resume to start a run there")
+        raise UserError(f"{args.out} holds no run to resume (no config.yaml): give the recipe, "
+                        f"`tinylm train RECIPE --out {args.out} --resume` starts the run where none is yet")
     return recipe_for_run(args.out, args.overrides)
 
 

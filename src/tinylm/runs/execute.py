@@ -76,14 +76,16 @@ def _execute(recipe, out_dir, resume, force, on_start, on_step, on_eval, on_even
     if on_event is not None:
         _hand_over_events(run, on_event)
     run.session_start = started  # building (opening the store, loading the checkpoint) is part of the session
-    trains = run.step < run.total_steps
+    trains = run.step < run.total_steps or not run.ended  # killed before its end: the end is still to do
+    if not trains and not before:  # ended, killed before summary.json was written: its metrics hold the end
+        before = _ended_from_metrics(out_dir, run)
     try:
         with stop_on_interrupt(run):
             last = train(run, on_step=on_step, on_eval=on_eval, on_start=on_start) if trains else before
     finally:
         torch.set_num_threads(run.threads_before)
     summary = {
-        "name": recipe.name, "out_dir": str(out_dir), "complete": run.step >= run.total_steps,
+        "name": recipe.name, "out_dir": str(out_dir), "complete": run.ended,
         "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, "flops": run.flops,
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "val_loss": last.get("val_loss"), "val_ppl": last.get("val_ppl"), "loss": last.get("loss"),
@@ -114,6 +116,15 @@ def _hand_over_events(run, on_event) -> None:
 
 
 SUMMARY_FIX = "delete it; `tinylm train --out {run} --resume` writes it again"
+
+
+def _ended_from_metrics(out_dir: Path, run) -> dict:
+    """The final metrics of an ended run as its log has them (the last log line, the `end` event)."""
+    from tinylm.train.metrics import read_metrics
+
+    path = Path(out_dir) / "metrics.jsonl"
+    end = next((r for r in reversed(read_metrics(path)) if r.get("event") == "end"), {}) if path.exists() else {}
+    return {**run.metrics.last_log, "val_loss": end.get("val_loss"), "val_ppl": end.get("val_ppl")}
 
 
 def _finished(out_dir: Path) -> dict:

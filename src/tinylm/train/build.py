@@ -329,8 +329,8 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
             raise UserError(f"{out_dir} has a summary.json but no checkpoint (its checkpoints folder was deleted?): "
                             f"restore {out_dir / 'checkpoints'}, or delete {out_dir / 'summary.json'} and "
                             f"{out_dir / 'metrics.jsonl'} to train this run again from step 0")
-        if resume and ckpt is None and not (out_dir / "config.yaml").exists():
-            raise UserError(f"{out_dir} holds no run to resume: drop --resume to start a new run there")
+        # `--resume` where no checkpoint is yet (an empty directory, a run killed before its first checkpoint)
+        # starts the run: a requeued job's command line works whether or not its first session got that far.
         if not resume and ckpt is not None:
             raise UserError(f"{out_dir} already holds a run: pass --resume to continue it, or choose another --out")
         if ckpt is not None:

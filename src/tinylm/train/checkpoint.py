@@ -44,7 +44,10 @@ def _set_rng_state(state: dict) -> None:
 def run_state(run) -> dict:
     return {
         "counters": {"step": run.step, "tokens": run.tokens, "flops": run.flops, "finished_early": run.finished_early,
-                     "total_steps": run.total_steps, "wall_s": run.wall_s},
+                     "total_steps": run.total_steps, "wall_s": run.wall_s,
+                     # the run's end is logged (final eval, `end` event): a checkpoint at the last step before
+                     # it is a run still to finish; and the metrics lines written so far, the ones a resume keeps
+                     "ended": run.ended, "metrics_lines": run.metrics.lines},
         "hparams": dict(run.hparams),
         "lr_scales": dict(run.lr_scales),
         "schedule": run.schedule.state_dict(),
@@ -133,7 +136,10 @@ def restore(run, ckpt: Path) -> None:
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
         raise UserError(f"{ckpt / 'state.json'} does not hold a run state tinylm can restore "
                         f"({type(e).__name__}: {e}): {checkpoint_fix(ckpt)}") from e
-    run.metrics.truncate_after(run.step)
+    counters = state["counters"]
+    kept = run.metrics.truncate_after(run.step, counters.get("metrics_lines"))
+    # written before `ended` was kept: ended when its end event is among the lines kept
+    run.ended = bool(counters.get("ended", any(r.get("event") == "end" for r in kept)))
 
 
 def _restore(run, state: dict) -> None:

@@ -133,7 +133,11 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
     window_flops = run.flops
     guard = NonFiniteGuard(run)  # a NaN/inf loss is never evaluated, saved or finished (train.on_nan)
-    record: dict = {}
+    # A resumed run picks up its last log line: one killed after its last checkpoint but before its end
+    # trains no step, and still ends as an uninterrupted one does (final eval, `end`, summary).
+    record: dict = dict(run.metrics.last_log)
+    if run.step < run.total_steps:
+        run.ended = False  # (a longer --force duration reopens an ended run)
     while run.step < run.total_steps:
         loss, grad_norm, data_time = train_step(run, scaler)
         guard.observe(loss, grad_norm)
@@ -173,6 +177,7 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     run.emit("stop")
     digests = distributed.gather_digests(run.model, run.world)
     run.log_event("end", ranks_weights_digest=digests, **final)
+    run.ended = True
     save_checkpoint(run)
     return {**record, **final}
 

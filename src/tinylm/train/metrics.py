@@ -1,7 +1,9 @@
 """`metrics.jsonl`: one JSON line per log step and per event, appended as training goes.
 
 A crash mid-write can leave its last line half written: readers drop it (`rundir.files.read_jsonl`),
-and a resume rewrites the file without it.
+and a resume rewrites the file without it. Each checkpoint records how many lines were written when it
+was saved (`lines`), so a resume keeps exactly those: an event logged after a checkpoint at that same
+step (forget's reinit, grow's phase at a step start, the final evaluation) is not kept and then logged again.
 """
 
 from __future__ import annotations
@@ -26,28 +28,42 @@ class MetricsLog:
     def __init__(self, path: Path | None):
         self.path = path
         self.last: dict = {}
+        self.last_log: dict = {}  # the last log-step record (loss, lr, ...): the summary's `loss` on a resume
+        self.lines = 0            # lines this run's metrics.jsonl holds (checkpoints record it)
         self._file = None
 
     def write(self, record: dict) -> None:
         record = {k: _clean(v) for k, v in record.items()}
         if "event" not in record:
             self.last = record
+            if "loss" in record:
+                self.last_log = record
         if self.path is None:
             return
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", buffering=1)
         self._file.write(json.dumps(record) + "\n")
+        self.lines += 1
 
-    def truncate_after(self, step: int) -> None:
-        """On resume: drop lines written after the checkpoint we resume from (they will be redone)."""
+    def truncate_after(self, step: int, lines: int | None = None) -> list[dict]:
+        """On resume: drop lines written after the checkpoint we resume from (they will be redone); returns
+        the records kept. `lines`: the count the checkpoint recorded (exact); without it (a checkpoint
+        written before it was kept), the lines of later steps."""
         if self.path is None or not self.path.exists():
-            return
-        kept = [r for r in read_metrics(self.path) if not isinstance(r.get("step", 0), (int, float))
-                or r.get("step", 0) <= step]
+            return []
+        self.close()  # the file is replaced: a handle kept open would write into the old one
+        records = read_metrics(self.path)
+        if lines is not None:
+            kept = records[:lines]
+        else:
+            kept = [r for r in records if not isinstance(r.get("step", 0), (int, float)) or r.get("step", 0) <= step]
+        self.lines = len(kept)
+        self.last_log = next((r for r in reversed(kept) if "event" not in r and "loss" in r), {})
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
         tmp.replace(self.path)
+        return kept
 
     def close(self) -> None:
         if self._file:

@@ -85,6 +85,7 @@ class Run:
         self.lr_scales: dict[str, float] = {}    # per-parameter LR multipliers (GAFF's embedding-only schedule)
         self.parked: dict[str, dict] = {}        # optimizer state of frozen parameters, theirs again when they train
         self.finished_early = False
+        self.ended = False  # the final evaluation and `end` event are logged (the loop's last act)
         if device.type == "cpu":
             keep_freed_memory()  # a step's buffers are reused, not page-faulted in again (cpu_memory.py)
         self.model = model.to(device)
