@@ -68,6 +68,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tinylm {args.command}: error: {e}", file=sys.stderr)
         return TrainingDiverged.EXIT_STATUS
+    except OSError as e:
+        from tinylm.disk_space import is_no_space, no_space
+
+        if debug or not is_no_space(e):
+            raise
+        # a full disk a writer did not name itself (prepare's store, export's files, surgery's run)
+        print(f"tinylm {args.command}: error: {no_space(e.filename or getattr(args, 'out', None) or '.')}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"tinylm {args.command}: interrupted", file=sys.stderr)
         return 130

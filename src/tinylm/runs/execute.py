@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import time
 from pathlib import Path
 
 import torch
 
+from tinylm.disk_space import disk_space
 from tinylm.output_location import check_output_dir, writer_lock
 from tinylm.train.build import build_run, foreign_run_dir
 from tinylm.train.loop import train
@@ -65,7 +67,8 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
     """
     check_output_dir(out_dir, accept=foreign_run_dir)  # before the lock creates it
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun the first process holds it for all
-    with writer_lock(out_dir) if main else contextlib.nullcontext():
+    resume_line = f"`tinylm train --out {shlex.quote(str(out_dir))} --resume` continues from the last checkpoint"
+    with writer_lock(out_dir) if main else contextlib.nullcontext(), disk_space(out_dir, fix=resume_line):
         return _execute(recipe, Path(out_dir), resume, force, on_start, on_step, on_eval, on_event)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from tinylm.disk_space import is_no_space, no_space
 from tinylm.errors import UserError
 from tinylm.rundir.checkpoints import (CHECKPOINTS, checkpoint_fix, latest_checkpoint,  # noqa: F401 (re-exported)
                                        load_state, load_weights, read_model_config, state_summary)
@@ -71,15 +72,22 @@ def save_checkpoint(run) -> Path | None:
     name = f"step-{run.step:08d}"
     final, tmp = root / name, root / f".tmp-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file({k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()},
-              str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    (tmp / "model_config.json").write_text(json.dumps(run.model.config.to_dict(), indent=1))
-    _save_tokenizer(run, tmp)
-    # Each file is hashed right after it is written (read back from the page cache, ~1.5 GB/s);
-    # state.json, written last, records them: the seal of a complete checkpoint.
-    checksums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-    save_tree(state, tmp, "state", checksums=checksums)
+    try:
+        tmp.mkdir()
+        save_file({k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()},
+                  str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        (tmp / "model_config.json").write_text(json.dumps(run.model.config.to_dict(), indent=1))
+        _save_tokenizer(run, tmp)
+        # Each file is hashed right after it is written (read back from the page cache, ~1.5 GB/s);
+        # state.json, written last, records them: the seal of a complete checkpoint.
+        checksums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        save_tree(state, tmp, "state", checksums=checksums)
+    except OSError as e:  # a full disk: the part written goes (it frees space), the last checkpoint stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        if is_no_space(e):
+            raise no_space(root, _checkpoint_bytes(run, state), f"`tinylm train --out {run.out_dir} --resume` "
+                           "continues from the last checkpoint") from e
+        raise
     old = root / f".old-{name}"
     if final.exists():  # a step saved twice (the final save, a stop on a checkpoint step)
         shutil.rmtree(old, ignore_errors=True)
@@ -90,6 +98,19 @@ def save_checkpoint(run) -> Path | None:
     _prune(run, root)
     run.world.barrier()
     return final
+
+
+def _checkpoint_bytes(run, state) -> int:
+    """About what a checkpoint takes: the weights and every tensor of the state (AdamW's moments)."""
+    def size(tree) -> int:
+        if isinstance(tree, torch.Tensor):
+            return tree.numel() * tree.element_size()
+        if isinstance(tree, dict):
+            return sum(size(v) for v in tree.values())
+        if isinstance(tree, (list, tuple)):
+            return sum(size(v) for v in tree)
+        return 0
+    return size(run.model.state_dict()) + size(state)
 
 
 def _save_tokenizer(run, directory: Path) -> None:

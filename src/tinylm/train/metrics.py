@@ -8,9 +8,13 @@ step (forget's reinit, grow's phase at a step start, the final evaluation) is no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from pathlib import Path
+
+from tinylm.disk_space import is_no_space, no_space
 
 from tinylm.rundir.files import read_jsonl
 
@@ -42,8 +46,18 @@ class MetricsLog:
             return
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", buffering=1)
-        self._file.write(json.dumps(record) + "\n")
+            self._file = open(self.path, "ab", buffering=0)  # each line reaches the file whole, at once
+        line = (json.dumps(record) + "\n").encode()
+        end = os.fstat(self._file.fileno()).st_size
+        try:
+            _write(self._file, line)
+        except OSError as e:  # a full disk: cut the line's written part off again, so no torn line is left
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._file.fileno(), end)
+            if is_no_space(e):
+                raise no_space(self.path, len(line), f"`tinylm train --out {self.path.parent} --resume` continues "
+                               "from the last checkpoint") from e
+            raise
         self.lines += 1
 
     def truncate_after(self, step: int, lines: int | None = None) -> list[dict]:
@@ -69,6 +83,13 @@ class MetricsLog:
         if self._file:
             self._file.close()
             self._file = None
+
+
+def _write(file, data: bytes) -> None:
+    """All of `data` (an unbuffered write may take part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view):]
 
 
 def read_metrics(path: Path) -> list[dict]:
