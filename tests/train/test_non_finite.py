@@ -155,13 +155,14 @@ def test_an_absurd_learning_rate_recovers_by_rollback(tiny_store, tmp_path):
     from tinylm.runs.execute import execute
 
     out = tmp_path / "run"
-    recipe = _absurd(tiny_store, on_nan="rollback", on_nan_lr_factor=1e-3)
-    recipe.checkpoint.every = 0  # none before the divergence: back to the start (step 1's weights are already ruined)
-    summary = execute(recipe, out)
+    summary = execute(_absurd(tiny_store, on_nan="rollback", on_nan_lr_factor=1e-3), out)
     assert summary["complete"] and math.isfinite(summary["val_loss"])
     events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "nan_rollback" in x]
-    assert [(e["bad_step"], e["step"], e["to"], e["lr"]) for e in events] == [(2, 0, "the run's start",
-                                                                                pytest.approx(1.0))]
+    # step 1 at lr 1e3 left finite but ruined weights: back there at lr 1 it diverges again before a new
+    # checkpoint, so the second rollback goes further back, to the start, at lr 1e-3 (the metrics of the run from
+    # there on are those of steps 1.., so the first rollback's line, at step 1, went with them)
+    assert [(e["bad_step"], e["step"], e["to"], e["rollback"], e["lr_before"], e["lr"]) for e in events] == [
+        (2, 0, "the run's start", 2, pytest.approx(1.0), pytest.approx(1e-3))]
     assert all(_finite(c) for c in (out / "checkpoints").glob("step-*"))
 
 

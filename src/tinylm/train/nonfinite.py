@@ -10,7 +10,10 @@ as a result, saved as a checkpoint or pointed to by `latest`. What happens then 
 - `rollback`: the run goes back to its latest checkpoint (or, before its first one, to its start), its peak
   learning rate is multiplied by `train.on_nan_lr_factor`, a `nan_rollback` event is logged, and it goes on
   (PaLM's loss-spike recovery, without skipping data: the same batches come again at the lower rate). After
-  `train.on_nan_retries` rollbacks in one session, a further divergence stops as `stop` does.
+  `train.on_nan_retries` rollbacks in one session, a further divergence stops as `stop` does. A checkpoint can
+  be finite yet already ruined (a step at an absurd rate moved every weight by it): when the run diverges again
+  before writing a new checkpoint, the next rollback goes one checkpoint further back (and before the oldest
+  kept, to the start, when the session began without one).
 
 With fp16 loss scaling an inf gradient is routine (the scaler skips the step and lowers its scale), so there
 only the loss is watched.
@@ -32,6 +35,7 @@ class NonFiniteGuard:
         self.run = run
         self.first = None        # device tensors: the first non-finite step (-1: none), its loss and grad norm
         self.rollbacks = 0
+        self.last_target = None  # where the last rollback went: a checkpoint's name, or "start"
         self.start_point = None  # before the first checkpoint, `rollback` returns here (kept in memory)
         if run.recipe.train.on_nan == "rollback" and self._checkpoint() is None:
             from tinylm.train.checkpoint import run_state
@@ -77,7 +81,7 @@ class NonFiniteGuard:
 
         run = self.run
         lr = run.train_config.lr
-        ckpt = self._checkpoint()
+        ckpt = self._target()
         if ckpt is not None and checkpoint_model_config(ckpt).to_dict() != run.model.config.to_dict():
             raise TrainingDiverged(self._stop_message(bad_step, loss, norm) + f" (a rollback cannot undo the "
                                    f"change of model since {ckpt.name})")
@@ -85,7 +89,7 @@ class NonFiniteGuard:
         if ckpt is not None:
             load_checkpoint_weights(run.model, ckpt)
             restore(run, ckpt)
-            to = ckpt.name
+            to = self.last_target = ckpt.name
         elif self.start_point is not None:
             weights, state = self.start_point
             with torch.no_grad():
@@ -93,13 +97,26 @@ class NonFiniteGuard:
                     v.copy_(weights[k])
             _restore(run, copy.deepcopy(state))
             run.metrics.truncate_after(run.step)
-            to = "the run's start"
+            to, self.last_target = "the run's start", "start"
         else:
             raise TrainingDiverged(self._stop_message(bad_step, loss, norm))
         self.rollbacks += 1
         run.set_hyperparameters(lr=lr * run.recipe.train.on_nan_lr_factor)
         run.log_event("nan_rollback", bad_step=bad_step, loss=_num(loss), grad_norm=_num(norm), to=to,
                       lr_before=lr, lr=run.train_config.lr, rollback=self.rollbacks)
+
+    def _target(self):
+        """The checkpoint to go back to (None: the run's start): the latest, unless none was written since the
+        last rollback went there; then the one before it, and before the oldest kept, the start (if held)."""
+        from tinylm.rundir.checkpoints import is_complete
+
+        ckpt = self._checkpoint()
+        if ckpt is None or ckpt.name != self.last_target:
+            return ckpt
+        older = sorted(p for p in ckpt.parent.glob("step-*") if p.name < ckpt.name and is_complete(p))
+        if older:
+            return older[-1]
+        return None if self.start_point is not None else ckpt
 
     def _stop_message(self, step: int, loss: float, norm: float) -> str:
         run, t = self.run, self.run.recipe.train
