@@ -96,7 +96,7 @@ class NonFiniteGuard:
                 for k, v in run.model.state_dict().items():
                     v.copy_(weights[k])
             _restore(run, copy.deepcopy(state))
-            run.metrics.truncate_after(run.step)
+            run.metrics.truncate_after(run.step, state["counters"].get("metrics_lines"))  # the lines it had then
             to, self.last_target = "the run's start", "start"
         else:
             raise TrainingDiverged(self._stop_message(bad_step, loss, norm))
