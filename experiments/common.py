@@ -11,6 +11,8 @@ from tinylm.train.checkpoint import latest_checkpoint
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import recipe_from_dict
 
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # this project's public data
+
 
 def run_recipe(data: dict, out: Path) -> dict:
     """Train (or resume, or reuse a finished) run; returns its summary."""
@@ -63,3 +65,19 @@ def mean_std(values: list[float]) -> dict:
     values = [v for v in values if v is not None]
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "n": len(values), "values": values}
+
+
+def wikipedia_store(out: Path) -> Path:
+    """`out/store`: the 16k Wikipedia sentences of ../shared/data as a bert-base-uncased store, one per line
+    (prepared once; the tiny-encoder experiments pretrain on it)."""
+    from tinylm.data import prepare_store
+
+    store = out / "store"
+    if not (store / "meta.json").exists():
+        text = out / "wikipedia.txt"
+        text.parent.mkdir(parents=True, exist_ok=True)
+        csv = SHARED_DATA / "corpora" / "wikipedia-sentences" / "wikipedia.csv"
+        lines = csv.read_text(encoding="utf-8").splitlines()[1:]
+        text.write_text("\n".join(line.strip().strip('"') for line in lines) + "\n", encoding="utf-8")
+        prepare_store([str(text)], "bert-base-uncased", store, val_fraction=0.05, seed=0, docs="line")
+    return store

@@ -26,7 +26,7 @@ import json
 import time
 from pathlib import Path
 
-from common import mean_std, parallel_map, run_recipe
+from common import mean_std, parallel_map, run_recipe, wikipedia_store
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEEP = "L4-2-64x4"  # the BERT-6 stand-in
@@ -86,18 +86,11 @@ def main() -> None:
     args = p.parse_args()
     started = time.perf_counter()
     out = Path(args.out)
-    from tinylm.data import prepare_store
     from tinylm.data.overlap import random_paragraphs
     from tinylm.data.store import TokenStore
     from tinylm.data.subsets import write_documents
 
-    store = out / "store"
-    if not (store / "meta.json").exists():
-        text = out / "wikipedia.txt"
-        text.parent.mkdir(parents=True, exist_ok=True)
-        lines = (SHARED / "corpora/wikipedia-sentences/wikipedia.csv").read_text(encoding="utf-8").splitlines()[1:]
-        text.write_text("\n".join(line.strip().strip('"') for line in lines) + "\n", encoding="utf-8")
-        prepare_store([str(text)], "bert-base-uncased", store, val_fraction=0.05, seed=0, docs="line")
+    store = wikipedia_store(out)
     full = TokenStore.open(store)
     sizes = sorted(args.sizes)
     subsets = {}

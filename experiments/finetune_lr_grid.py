@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import run_recipe
+from common import run_recipe, wikipedia_store
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -38,19 +38,6 @@ def pretrain_recipe(store: Path, steps: int) -> dict:
                       "weight_decay": 0.01, "log_every": 50, "seed": 0,
                       "precision": "fp32"},  # bf16 on this CPU ran at 2/3 of fp32's speed (the 30k-vocab MLM head)
             "eval": {"every": 0, "windows": 64, "batch_size": 32}, "checkpoint": {"every": 0}}
-
-
-def wikipedia_store(out: Path) -> Path:
-    from tinylm.data import prepare_store
-
-    store = out / "store"
-    if not (store / "meta.json").exists():
-        text = out / "wikipedia.txt"
-        text.parent.mkdir(parents=True, exist_ok=True)
-        lines = (SHARED / "corpora/wikipedia-sentences/wikipedia.csv").read_text(encoding="utf-8").splitlines()[1:]
-        text.write_text("\n".join(line.strip().strip('"') for line in lines) + "\n", encoding="utf-8")
-        prepare_store([str(text)], "bert-base-uncased", store, val_fraction=0.05, seed=0, docs="line")
-    return store
 
 
 def main() -> None:
