@@ -11,7 +11,7 @@ from tinylm.cli.main import main
 from tinylm.models import ModelConfig, build_model
 from tinylm.runs.execute import execute
 from tinylm.train.recipe import load_recipe
-from tinylm.train.serialize import load_tree
+from tinylm.rundir.serialize import load_tree
 
 EMB = "embed_tokens.weight"
 

@@ -13,7 +13,7 @@ from tinylm.train.checkpoint import read_model_config
 from tinylm.train.loop import train
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
-from tinylm.train.serialize import load_tree
+from tinylm.rundir.serialize import load_tree
 
 
 def _grow_run(make_run, options, steps, model="L4-2-16x2", watch=None, **train_section):

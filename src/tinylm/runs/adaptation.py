@@ -16,7 +16,7 @@ from tinylm.runs.execute import execute
 from tinylm.runs.load import resolve_checkpoint
 from tinylm.train.build import recipe_for_run
 from tinylm.train.recipe import apply_overrides, recipe_from_dict
-from tinylm.train.serialize import write_json
+from tinylm.rundir.serialize import write_json
 
 
 ADAPTATION_FILES = ("store", "run", "adaptation.json")  # what `adapt` writes into its --out

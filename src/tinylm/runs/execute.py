@@ -21,7 +21,7 @@ from tinylm.output_location import check_output_dir, writer_lock
 from tinylm.train.build import build_run, foreign_run_dir
 from tinylm.train.loop import train
 from tinylm.train.recipe import Recipe
-from tinylm.train.serialize import write_json
+from tinylm.rundir.serialize import write_json
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from tinylm.train.build import run_changes
 from tinylm.train.checkpoint import latest_checkpoint
 from tinylm.train.metrics import read_metrics
 from tinylm.train.recipe import apply_overrides, recipe_from_dict
-from tinylm.train.serialize import write_json
+from tinylm.rundir.serialize import write_json
 
 SEED_KEYS = ("train.seed", "data.seed")  # init (weights, dropout) and data order; eval.seed stays
 SUMMARY = "seeds-summary.json"

@@ -89,7 +89,7 @@ def _tinylm(source: Path, tmp: Path, seed: int, params: list[str]) -> SurgeryRep
     from tinylm.models import build_model
     from tinylm.runs.load import resolve_checkpoint
     from tinylm.rundir.checkpoints import checked_weights, checkpoint_fix, checkpoint_model_config
-    from tinylm.train.serialize import load_tree, save_tree
+    from tinylm.rundir.serialize import load_tree, save_tree
 
     ckpt, _ = resolve_checkpoint(source)
     with torch.device("meta"):  # modules and names only; no memory, no init

@@ -17,7 +17,7 @@ from tinylm.errors import UserError
 from tinylm.runs.seeds import train_seeds
 from tinylm.runs.stats import compare, describe, mean_pm
 from tinylm.train.recipe import recipe_from_dict
-from tinylm.train.serialize import write_json
+from tinylm.rundir.serialize import write_json
 
 ALPHA = 0.05  # the one-sided level at which "survives" is said
 REPORT = "stability.json"

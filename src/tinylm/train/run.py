@@ -29,7 +29,7 @@ from tinylm.train.objective import Objective
 from tinylm.train.optim import build_optimizer, decays, load_state_by_name, param_groups, state_by_name
 from tinylm.train.recipe import Recipe
 from tinylm.train.schedule import Schedule
-from tinylm.train.serialize import load_tree, save_tree
+from tinylm.rundir.serialize import load_tree, save_tree
 
 log = logging.getLogger(__name__)
 
