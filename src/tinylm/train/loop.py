@@ -141,12 +141,16 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     while run.step < run.total_steps:
         loss, grad_norm, data_time = train_step(run, scaler)
         guard.observe(loss, grad_norm)
-        if _syncs(run, every_log, every_eval, every_ckpt) and guard.diverged():  # rolled back: go on from there
+        logged = run.step % every_log == 0 or run.step == run.total_steps
+        evaluated = bool(every_eval) and run.step % every_eval == 0 and run.step < run.total_steps
+        checkpointed = bool(every_ckpt) and run.step % every_ckpt == 0
+        # The non-finite check's host sync goes where the loop syncs anyway: a log, an eval, a checkpoint, a stop.
+        syncs = logged or evaluated or checkpointed or (run.stop_requested and not run.world.active)
+        if syncs and guard.diverged():  # rolled back: go on from there
             window_start, window_tokens, window_data, window_flops = time.perf_counter(), 0, 0.0, run.flops
             continue
         window_tokens += run.tokens_per_step
         window_data += data_time
-        logged = run.step % every_log == 0 or run.step == run.total_steps
         if logged:
             if run.device.type == "cuda":
                 torch.cuda.synchronize(run.device)
@@ -163,13 +167,13 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
             run.metrics.write(record)
             window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
             window_flops = run.flops
-        if every_eval and run.step % every_eval == 0 and run.step < run.total_steps:
+        if evaluated:
             _eval(run, on_eval)
         if on_step:
             on_step(run, record)
         # Across processes a stop request is agreed on at log steps only: the all-reduce is a host sync.
         stop = distributed.any_rank(run.stop_requested, run.world) if logged or not run.world.active else False
-        if (every_ckpt and run.step % every_ckpt == 0) or stop:
+        if checkpointed or stop:
             save_checkpoint(run)
         if stop:
             return record
@@ -180,13 +184,6 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     run.ended = True
     save_checkpoint(run)
     return {**record, **final}
-
-
-def _syncs(run, every_log: int, every_eval: int, every_ckpt: int) -> bool:
-    """Whether this step logs, evaluates, may checkpoint or ends: where the non-finite check's host sync goes."""
-    step = run.step
-    return (step % every_log == 0 or step >= run.total_steps or bool(every_eval and step % every_eval == 0)
-            or bool(every_ckpt and step % every_ckpt == 0) or (run.stop_requested and not run.world.active))
 
 
 def _eval(run, on_eval=None) -> dict:
