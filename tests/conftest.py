@@ -210,6 +210,23 @@ def tiny_bert_store(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def pretrain_tiny_encoder(tiny_bert_store):
+    """`pretrain(out, name=..., model=..., steps=..., log_every=..., windows=...)`: an MLM encoder trained a few
+    steps on `tiny_bert_store` into `out` (weights to fine-tune, not a good model)."""
+    def pretrain(out, *, name: str, model: str, steps: int, log_every: int, windows: int):
+        from tinylm.runs.execute import execute
+        from tinylm.train.recipe import recipe_from_dict
+
+        execute(recipe_from_dict({
+            "name": name, "data": {"store": str(tiny_bert_store), "sampler": "mlm", "seq_len": 32},
+            "model": {"name": model, "flavour": "bert", "max_seq_len": 32},
+            "train": {"duration": steps, "batch_size": 8, "lr": 5e-3, "log_every": log_every},
+            "eval": {"every": 0, "windows": windows, "batch_size": 8}, "checkpoint": {"every": 0}}), out)
+        return out
+    return pretrain
+
+
 @pytest.fixture
 def one_line_error(capsys):
     """Run the CLI and check the user-mistake contract: exit 2, one stderr line, no traceback."""

@@ -32,16 +32,9 @@ def test_paper_latency_layer_counts():
 
 
 @pytest.fixture(scope="module")
-def pretrained(tiny_bert_store, tmp_path_factory):
-    from tinylm.runs.execute import execute
-    from tinylm.train.recipe import recipe_from_dict
-    out = tmp_path_factory.mktemp("runs") / "mlm"
-    execute(recipe_from_dict({
-        "name": "bert-tiny-cls", "data": {"store": str(tiny_bert_store), "sampler": "mlm", "seq_len": 32},
-        "model": {"name": "L1-2-32x2+conv1x4k3x3", "flavour": "bert", "max_seq_len": 32},
-        "train": {"duration": 6, "batch_size": 8, "lr": 5e-3, "log_every": 3},
-        "eval": {"every": 0, "windows": 8, "batch_size": 8}, "checkpoint": {"every": 0}}), out)
-    return out
+def pretrained(pretrain_tiny_encoder, tmp_path_factory):
+    return pretrain_tiny_encoder(tmp_path_factory.mktemp("runs") / "mlm", name="bert-tiny-cls",
+                                 model="L1-2-32x2+conv1x4k3x3", steps=6, log_every=3, windows=8)
 
 
 def test_finetune_gap_and_committee_cli(pretrained, tmp_path, capsys, agnews_csv, one_line_error):

@@ -10,17 +10,10 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def encoder(tiny_bert_store, tmp_path_factory):
+def encoder(pretrain_tiny_encoder, tmp_path_factory):
     """A 1-block encoder pretrained for 4 steps: weights to fine-tune, not a good model."""
-    from tinylm.runs.execute import execute
-    from tinylm.train.recipe import recipe_from_dict
-    out = tmp_path_factory.mktemp("runs") / "mlm"
-    execute(recipe_from_dict({
-        "name": "bert-tiny-task", "data": {"store": str(tiny_bert_store), "sampler": "mlm", "seq_len": 32},
-        "model": {"name": "L1-2-32x2", "flavour": "bert", "max_seq_len": 32},
-        "train": {"duration": 4, "batch_size": 8, "lr": 5e-3, "log_every": 2},
-        "eval": {"every": 0, "windows": 4, "batch_size": 8}, "checkpoint": {"every": 0}}), out)
-    return out
+    return pretrain_tiny_encoder(tmp_path_factory.mktemp("runs") / "mlm", name="bert-tiny-task", model="L1-2-32x2",
+                                 steps=4, log_every=2, windows=4)
 
 
 def leaking_csv(path, n=30, seed=0):
