@@ -30,7 +30,7 @@ from tinylm.errors import TrainingDiverged, UserError
 
 # Command modules, in the order `tinylm --help` lists them. Each has `register(subparsers)`.
 COMMANDS = ("prepare", "data", "models", "train", "demo", "generate", "adapt", "finetune", "committee", "eval",
-            "export", "compare", "seeds", "surgery", "sweep")
+            "export", "compare", "report", "seeds", "surgery", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):
