@@ -22,9 +22,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-CHROMIUM = next((p for p in (os.environ.get("TINYLM_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                             shutil.which("chromium-browser"), shutil.which("google-chrome")) if p and Path(p).is_file()),
-                None)
+CANDIDATES = (os.environ.get("TINYLM_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+              shutil.which("chromium-browser"), shutil.which("google-chrome"))
+CHROMIUM = next((p for p in CANDIDATES if p and Path(p).is_file()), None)
 BROKEN_IMAGES = ("JSON.stringify(Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
                  ".map(i => i.alt || i.src.slice(0, 80)))")
 
@@ -122,7 +122,8 @@ def problems(browser: Chromium) -> list[str]:
         method, params = event["method"], event.get("params", {})
         if method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
-            out.append(f"JavaScript exception: {details.get('exception', {}).get('description') or details.get('text')}")
+            thrown = details.get("exception", {}).get("description") or details.get("text")
+            out.append(f"JavaScript exception: {thrown}")
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
             out.append("console error: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":

@@ -55,6 +55,8 @@ def make_run(path: Path, lr: float = 1e-3, steps: int = 40, loss0: float = 6.0, 
                 "tokens_per_s": 1000.0 + step, "flops_per_s": 3e10}
         if step % 10 == 0:
             line["val_loss"] = loss0 - 0.04 * step
+        if evals:  # the run with everything also logs distillation's two terms
+            line.update(distill_ce=line["loss"] + 0.25, distill_kl=0.5 / step)
         lines.append(line)
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     (path / "summary.json").write_text(json.dumps({
@@ -129,9 +131,20 @@ def test_one_run_shows_recipe_curves_events_results_and_sample(pages):
                       ("40", "episode ends with the run")]
     for shown in ("blimp: mean over paradigms 0.6125", "blimp: morphology 0.7125", "blimp: syntax 0.5125",
                   "hellaswag: acc 0.3125", "hellaswag: acc_norm 0.3375",
-                  "agnews 0.8125 ± 0.0125 (n=2) 0.5000 ± 0.0200 (n=2) 0.3125 0.2500", "Alice was &lt;here&gt;"):
+                  "agnews 0.8125 ± 0.0125 (n=2) 0.5000 ± 0.0200 (n=2) 0.3125 0.2500", "Alice was &lt;here&gt;",
+                  "sleepy at step 40: cross-entropy on the data 4.2500, KL to the teachers 0.0125"):
         assert shown in words, shown
     assert "Seeds" not in words and "At equal compute" not in words  # only for studies, only for several runs
+
+
+def test_a_distilled_run_is_marked_where_it_begins():
+    from tinylm.report.events import marks
+
+    config = {"methods": [{"sleep": {}}, {"distill": {"teachers": ["runs/t1", "runs/t2"], "alpha": 0.5}}]}
+    found = marks([{"event": "end", "step": 9}], config, total_steps=9)
+    assert [(m["kind"], m["step"], m["record"].get("teachers")) for m in found] == [
+        ("distill", 0, ["runs/t1", "runs/t2"])]  # and `end` is bookkeeping, not marked
+    assert marks([], {"methods": [{"sleep": {}}]}, total_steps=9) == []
 
 
 def test_the_page_needs_no_network(pages):

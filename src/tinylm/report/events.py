@@ -7,8 +7,8 @@ but several are the mechanics of one decision: a light sleep is `episode_end` + 
 with a marker and colour of its own; the mechanics stay in the events table. An event kind this file
 does not know is still marked, as "other", so a new method's events show up without a change here.
 
-Distillation logs no event (its teachers act on every step), so a distilled run gets one mark where
-its log begins, naming its teachers: that the curve is a student's is part of its story.
+Distillation logs no event (its teachers act on every step), so a distilled run gets one mark at step
+0, naming its teachers: that the curve is a student's is part of its story.
 """
 
 from __future__ import annotations
@@ -73,12 +73,13 @@ def distill_teachers(config: dict) -> list[str]:
     return []
 
 
-def marks(events: list[dict], config: dict, first_log: dict | None, total_steps: int | None) -> list[dict]:
+def marks(events: list[dict], config: dict, total_steps: int | None) -> list[dict]:
     """The run's marked events as {kind, step, tokens, flops, record}, in order."""
     out = []
     teachers = distill_teachers(config)
-    if teachers and first_log is not None:
-        out.append({"kind": "distill", "record": {"event": "distill", "teachers": teachers}, **_where(first_log)})
+    if teachers:
+        out.append({"kind": "distill", "record": {"event": "distill", "teachers": teachers}, "step": 0, "tokens": 0,
+                    "flops": 0.0})
     for record in events:
         kind = kind_of(record, total_steps)
         if kind is not None:

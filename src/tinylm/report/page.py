@@ -36,6 +36,10 @@ def _num(value, digits: int = 4) -> str:
     return str(value)
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
@@ -72,7 +76,8 @@ def overview(runs: list[RunFacts]) -> str:
         rows.append([r.label, r.config.get("name"), model.get("name"), methods or "none", steps, t.get("tokens"),
                      t.get("flops"), t.get("parameters"), r.summary.get("val_loss"),
                      "yes" if r.summary.get("complete") else "no"])
-        speed.append([r.label, t.get("wall_s"), t.get("tokens_per_s"), t.get("flops_per_s"),
+        wall = f"{t['wall_s']:,.1f}" if _number(t.get("wall_s")) else None
+        speed.append([r.label, wall, t.get("tokens_per_s"), t.get("flops_per_s"),
                       f"{t['mfu']:.1%}" if "mfu" in t else None, t.get("device"), t.get("precision"),
                       t.get("processes")])
     return ("<h2>At a glance</h2>" +
@@ -100,7 +105,19 @@ def curves(runs: list[RunFacts]) -> str:
              + _table(["run", "step", "event", "details"], mechanics) + "</details>") if mechanics else ""
     return ("<h2>Loss</h2><div class=\"axis-choice\">against: " + choice + "</div>" + figures +
             '<p class="note">Lines: training loss at each log step; circles: validation loss (the same fixed '
-            "windows for every run). Markers: the curriculum's events, where they happened.</p>" + table + every)
+            "windows for every run). Markers: the curriculum's events, where they happened.</p>" + _distill(runs)
+            + table + every)
+
+
+def _distill(runs: list[RunFacts]) -> str:
+    """A distilled run's loss mixes its two terms (on other scales): their last logged values, said apart."""
+    said = []
+    for r in runs:
+        ce, kl = r.series("distill_ce"), r.series("distill_kl")
+        if ce and kl:
+            said.append(f"{r.label} at step {ce[-1][0]:g}: cross-entropy on the data {ce[-1][1]:.4f}, KL to the "
+                        f"teachers {kl[-1][1]:.4f} (at the distillation temperature)")
+    return f'<p class="note">Distillation: {_e("; ".join(said))}.</p>' if said else ""
 
 
 def recipes(runs: list[RunFacts]) -> str:
@@ -173,7 +190,10 @@ def seeds(studies: list[SeedStudy]) -> str:
         d = stats(values)
         spread = (f"{d['mean']:.4f} ± {d['std']:.4f}" if d["std"] is not None else
                   f"{d['mean']:.4f} (one seed: no spread)") if d["n"] else "no finished seed"
+        varied = study.summary.get("varied")
+        varied = f"; the seed sets {', '.join(map(str, varied))}" if isinstance(varied, list) and varied else ""
         out += (f"<h3>{_e(study.label)}: final validation loss {_e(spread)} (mean ± sample std, n={d['n']})</h3>"
+                f'<p class="note">{len(study.runs)} seed runs{_e(varied)}.</p>'
                 + _table(["seed run", "steps", "val loss", "best val loss", "complete"], rows))
     if any(values for _, values in groups):
         out += _img(plots.spread_figure(groups, "final validation loss"), "validation loss over seeds")

@@ -52,7 +52,7 @@ def total_steps(run: RunFacts) -> int | None:
 
 
 def run_marks(run: RunFacts) -> list[dict]:
-    return marks(run.events, run.config, run.log[0] if run.log else None, total_steps(run))
+    return marks(run.events, run.config, total_steps(run))
 
 
 def loss_figure(runs: list[RunFacts], x: str) -> bytes:
