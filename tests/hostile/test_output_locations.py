@@ -96,6 +96,21 @@ def test_a_bad_plot_path_is_one_line(command, location, ctx, assert_user_error, 
     assert_user_error(PLOTS[command](ctx, plot), "--plot", needle, watch=[tmp_path / "notes.txt", plot])
 
 
+@pytest.mark.parametrize("location", ["a-directory", "under-a-file", "in-read-only", "in-a-missing-directory"])
+def test_a_bad_report_path_is_one_line(location, ctx, assert_user_error, tmp_path, request):
+    """`tinylm report --out` names one HTML file: it is written into a directory that exists, never made."""
+    if location == "a-directory":
+        page, needle = tmp_path, "is a directory"
+    elif location == "under-a-file":
+        page, needle = _under_file(tmp_path, None)[0].with_suffix(".html"), "which is a file"
+    elif location == "in-read-only":
+        page, needle = request.getfixturevalue("read_only_dir") / "report.html", "cannot write"
+    else:
+        page, needle = tmp_path / "reports" / "report.html", "does not exist"
+    assert_user_error(["report", ctx.run, "--out", page], "--out", needle,
+                      watch=[tmp_path / "notes.txt", page, tmp_path / "reports"])
+
+
 @pytest.mark.parametrize("location", ["a-file", "under-a-file", "read-only"])
 def test_a_cache_that_cannot_hold_the_store_is_one_line(location, assert_user_error, tiny_recipe, tmp_path,
                                                         monkeypatch, request):
