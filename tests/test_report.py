@@ -183,6 +183,15 @@ def test_seed_study_is_a_spread(pages):
     assert 'alt="validation loss over seeds"' in page
 
 
+def test_a_run_stopped_before_its_first_log_line(tmp_path):
+    run = tmp_path / "early"
+    run.mkdir()
+    (run / "config.yaml").write_text("name: early\n")
+    (run / "metrics.jsonl").write_text("")
+    words = text_of(report(tmp_path, run))
+    assert "No loss logged yet" in words and "(no summary.json)" in words
+
+
 def test_a_real_run(trained_run, tmp_path):
     from tinylm.rundir.files import read_json
 

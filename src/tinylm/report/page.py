@@ -90,6 +90,9 @@ def overview(runs: list[RunFacts]) -> str:
 
 
 def curves(runs: list[RunFacts]) -> str:
+    if not any(r.series("loss") or r.series("val_loss") for r in runs):
+        return ("<h2>Loss</h2><p>No loss logged yet: the runs stopped before their first log line "
+                "(<code>train.log_every</code>).</p>")
     choice = "".join(f'<label><input type="radio" name="axis" value="{x}"{" checked" if x == "step" else ""}> '
                      f"{name}</label>" for x, name in AXIS_NAMES.items())
     figures = "".join(f'<div class="curve" data-axis="{x}"{"" if x == "step" else " hidden"}>'
