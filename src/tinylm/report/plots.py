@@ -23,7 +23,7 @@ AXES = {"step": "optimizer step", "tokens": "tokens", "flops": "cumulative train
 DPI = 100
 
 
-def _figure(width: float = 7.5, height: float = 4.3):
+def _figure(width: float = 7.0, height: float = 4.3):
     # A bare Figure renders with the Agg canvas and leaves pyplot (a notebook's backend) alone.
     return require("matplotlib.figure", "tinylm report").Figure(figsize=(width, height))
 
@@ -32,7 +32,7 @@ def _png(fig) -> bytes:
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     return buffer.getvalue()
 
 
@@ -81,12 +81,12 @@ def loss_figure(runs: list[RunFacts], x: str) -> bytes:
     ax.set_xlabel(AXES[x])
     ax.set_ylabel("cross-entropy (nats per token)")
     ax.grid(alpha=0.3)
-    first = ax.legend(loc="upper right", fontsize=8)
+    # both legends beside the axes, never over the curves: the runs' lines above, the event kinds below
+    first = ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     if seen:
         ax.add_artist(first)
-        ax.legend(list(seen.values()), [STYLES[k].label for k in seen], loc="lower left", fontsize=8,
-                  title="events", title_fontsize=8, framealpha=0.85)
-    fig.tight_layout()
+        ax.legend(list(seen.values()), [STYLES[k].label for k in seen], loc="lower left", bbox_to_anchor=(1.01, 0.0),
+                  fontsize=8, title="events", title_fontsize=8)
     return _png(fig)
 
 
