@@ -58,6 +58,10 @@ class PaddedDocuments(PositionalSampler):
 
     def items_at(self, position: int) -> np.ndarray:
         """Indices (into ``item_starts``) of this rank's rows of batch ``position``."""
+        return self.global_items_at(position)[self.rank :: self.world_size]
+
+    def global_items_at(self, position: int) -> np.ndarray:
+        """Indices (into ``item_starts``) of every rank's rows of batch ``position``."""
         k = self.items_per_epoch
         samples = int(position) * self.global_rows + np.arange(self.global_rows, dtype=np.int64)
         epochs, index = np.divmod(samples, k)
@@ -66,7 +70,7 @@ class PaddedDocuments(PositionalSampler):
             for epoch in np.unique(epochs):
                 rows = epochs == epoch
                 items[rows] = rng_for(self.seed, _TAG_DOCUMENTS, int(epoch)).permutation(k)[index[rows]]
-        return items[self.rank :: self.world_size]
+        return items
 
     def batch_at(self, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         items = self.items_at(position)

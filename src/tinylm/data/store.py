@@ -111,9 +111,22 @@ class TokenStore:
         """
         return np.load(self.path / self._info(name)["documents_file"], mmap_mode="r")
 
+    def has_words(self, name: str) -> bool:
+        """Whether the store counts words per document (stores written before it did not)."""
+        return "words_file" in self._info(name)
+
     def document_words(self, name: str) -> np.ndarray:
-        """Whitespace-separated words per document (for word-count subsets)."""
-        return np.load(self.path / self._info(name)["words_file"], mmap_mode="r")
+        """Whitespace words per document (``len(text.split())`` of the cleaned document: BabyLM's count)."""
+        info = self._info(name)
+        if "words_file" not in info:
+            raise UserError(f"token store {self.path} does not count words (written by an older tinylm): {_FIX} "
+                            "to count them")
+        return np.load(self.path / info["words_file"], mmap_mode="r")
+
+    def num_words(self, name: str) -> int | None:
+        """Whitespace words of a split, or None when the store does not count them."""
+        info = self._info(name)
+        return int(info["words"]) if "words_file" in info and "words" in info else None
 
     def num_tokens(self, name: str) -> int:
         return int(self._info(name)["tokens"])
@@ -135,6 +148,8 @@ def _sha256(path: Path) -> str:
 
 def _check_split(path: Path, name: str, info: dict, itemsize: int) -> None:
     for key in ("file", "documents_file", "words_file"):  # names of files in the store, never paths out of it
+        if key == "words_file" and key not in info:  # an older store, without word counts: it still loads
+            continue
         if not isinstance(info[key], str) or Path(info[key]).name != info[key] or info[key] in ("", ".", ".."):
             raise UserError(f"{path / 'meta.json'} names {info[key]!r} as the {name} split's {key}, not a file of "
                             f"the store; {_FIX}")
@@ -147,7 +162,7 @@ def _check_split(path: Path, name: str, info: dict, itemsize: int) -> None:
         raise UserError(f"{bin_path} has {actual:,} bytes but meta.json says {expected:,} "
                         f"({info['tokens']:,} tokens); the store is corrupt, {_FIX}")
     for key in ("documents_file", "words_file"):
-        if not (path / info[key]).is_file():
+        if key in info and not (path / info[key]).is_file():
             raise UserError(f"{path} is missing {info[key]}; {_FIX}")
     _check_documents(path, info)
 
@@ -184,6 +199,8 @@ def _check_documents(path: Path, info: dict) -> None:
         problem = "offsets that decrease"
     if problem:
         raise UserError(f"{offsets_file} holds garbage document boundaries ({problem}); {_FIX}")
+    if "words_file" not in info:
+        return
     words_file = path / info["words_file"]
     if len(_load_array(words_file)) != len(offsets) - 1:
         raise UserError(f"{words_file} has {len(_load_array(words_file)):,} word counts for {len(offsets) - 1:,} "

@@ -3,6 +3,12 @@
 Decoders read windows of seq_len + 1 tokens (inputs are the first seq_len, targets the last);
 encoders read padded documents through the MLM collator. Both keep their position in a small
 state dict, so a resumed run continues the identical stream.
+
+Both also count the words they have handed out (`words_seen`, in `tinylm.data.words_seen`'s fixed-point
+units; None when the store does not count words): the words of every row of the *global* batch (all
+processes together, as `run.tokens`), each decoder row being the seq_len + 1 tokens it reads, each
+encoder row the document text it holds. The count is kept in the state dict; an older checkpoint
+without it gets it recomputed from the position (every batch is a pure function of its position).
 """
 
 from __future__ import annotations
@@ -11,48 +17,78 @@ import torch
 
 from tinylm.data import MLMCollator, PaddedDocuments, RandomShiftChunks, RandomWindows, SequentialEpochs
 from tinylm.data import fixed_windows
+from tinylm.data.words_seen import WordsSeen
 from tinylm.errors import UserError
 
 DECODER_SAMPLERS = {"windows": RandomWindows, "chunks": RandomShiftChunks, "epochs": SequentialEpochs}
 
 
-class WindowBatches:
+class _CountsWords:
+    """Words handed out so far, carried in the state dict beside the sampler's position."""
+
+    counter: WordsSeen | None = None
+    words_seen: int | None = None
+
+    def _count(self, position: int) -> None:
+        if self.counter is not None:
+            self.words_seen += self._words_at(position)
+
+    def _words_at(self, position: int) -> int:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        state = self.source.state_dict()
+        if self.words_seen is not None:
+            state["words_seen"] = int(self.words_seen)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        words = state.pop("words_seen", None)
+        self.source.load_state_dict(state)
+        if self.counter is not None:  # a checkpoint written before words were counted: count them again
+            self.words_seen = int(words) if words is not None else sum(map(self._words_at, range(self.source.position)))
+
+
+class WindowBatches(_CountsWords):
     """Causal LM batches from a sampler of (B, T+1) windows."""
 
-    def __init__(self, sampler):
-        self.sampler = sampler
+    def __init__(self, sampler, counter: WordsSeen | None = None):
+        self.sampler = self.source = sampler
+        self.counter, self.words_seen = counter, (0 if counter is not None else None)
 
     def next_batch(self) -> dict:
+        self._count(self.sampler.position)
         w = self.sampler.next_batch()
         return {"input_ids": w[:, :-1], "labels": w[:, 1:]}
 
-    def state_dict(self) -> dict:
-        return self.sampler.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.sampler.load_state_dict(state)
+    def _words_at(self, position: int) -> int:
+        starts = self.sampler._global_starts(int(position))
+        return self.counter.between(starts, starts + self.sampler.seq_len + 1)
 
 
-class MLMBatches:
+class MLMBatches(_CountsWords):
     """Masked-LM batches: padded documents, 15% selected (80/10/10), labels -100 elsewhere.
 
     The collator's draws depend on the batch position only, so the documents' position is all the state.
     """
 
-    def __init__(self, documents, collator):
-        self.documents, self.collator = documents, collator
+    def __init__(self, documents, collator, counter: WordsSeen | None = None):
+        self.documents = self.source = documents
+        self.collator = collator
+        self.counter, self.words_seen = counter, (0 if counter is not None else None)
 
     def next_batch(self) -> dict:
         position = self.documents.position
+        self._count(position)
         input_ids, attention_mask = self.documents.next_batch()
         masked, labels = self.collator(input_ids, position, attention_mask)
         return {"input_ids": masked, "labels": labels, "attention_mask": attention_mask}
 
-    def state_dict(self) -> dict:
-        return self.documents.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.documents.load_state_dict(state)
+    def _words_at(self, position: int) -> int:
+        items = self.documents.global_items_at(int(position))
+        starts = self.documents.item_starts[items]
+        return self.counter.between(starts, starts + self.documents.item_lengths[items])
 
 
 def _mlm_parts(store, split: str, data, batch_size: int, seed: int, rank: int, world: int):
@@ -68,11 +104,12 @@ def _mlm_parts(store, split: str, data, batch_size: int, seed: int, rank: int, w
 
 
 def training_batches(store, data, batch_size: int, rank: int = 0, world: int = 1):
+    counter = WordsSeen.of_store(store, "train")
     if data.sampler == "mlm":
-        return MLMBatches(*_mlm_parts(store, "train", data, batch_size, data.seed, rank, world))
+        return MLMBatches(*_mlm_parts(store, "train", data, batch_size, data.seed, rank, world), counter)
     sampler = DECODER_SAMPLERS[data.sampler](store.split("train"), data.seq_len, batch_size, data.seed,
                                              rank=rank, world_size=world)
-    return WindowBatches(sampler)
+    return WindowBatches(sampler, counter)
 
 
 def validation_batches(store, data, n_windows: int, batch_size: int, seed: int) -> list[dict]:

@@ -28,6 +28,7 @@ from tinylm.train.duration import parse_duration
 from tinylm.train.recipe import Recipe, apply_overrides, recipe_changes, recipe_from_dict
 from tinylm.train.run import Run
 from tinylm.train.vocab_check import check_store_fits_model
+from tinylm.train.word_checkpoints import check_store_counts_words, parse_milestones
 
 log = logging.getLogger(__name__)
 
@@ -336,6 +337,7 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
         if ckpt is not None:
             check_resume(out_dir, recipe, force)
     store = open_store(recipe, world)
+    check_store_counts_words(parse_milestones(recipe.checkpoint.words), store)
     torch.manual_seed(recipe.train.seed)
     cfg = model_config(recipe, store)
     if ckpt is not None:

@@ -57,12 +57,14 @@ def run_state(run) -> dict:
         "rng": _rng_state(),
         "methods": [{"name": m.name, "state": m.state_dict()} for m in run.methods],
         "snapshots": {k: v for k, v in run.snapshots.items() if isinstance(v, str)},
+        "word_checkpoints": run.word_checkpoints.state_dict(),  # milestone label -> the step that holds it
         "frozen": [n for n, p in run.model.named_parameters() if not p.requires_grad],
     }
 
 
 def save_checkpoint(run) -> Path | None:
     """Write a checkpoint of the current step (rank 0 only); returns its directory."""
+    run.word_checkpoints.record(run.step, run.words_seen)  # this checkpoint holds the words milestones now reached
     state = run_state(run)  # every rank builds it (cheap), so collective calls stay in step
     if not run.world.is_main or run.out_dir is None:
         run.world.barrier()
@@ -132,9 +134,11 @@ def _point_latest(root: Path, name: str) -> None:
 
 def _prune(run, root: Path) -> None:
     keep = max(1, run.recipe.checkpoint.keep)
+    milestones = {f"step-{step:08d}" for step in run.word_checkpoints.steps()}  # kept whatever `keep` says
     steps = sorted(p for p in root.glob("step-*") if p.is_dir())
     for old in steps[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.name not in milestones:
+            shutil.rmtree(old, ignore_errors=True)
     for stale in [*root.glob(".old-step-*"), *root.glob(".tmp-step-*")]:  # left by a crash in the writer's window
         shutil.rmtree(stale, ignore_errors=True)
     # Snapshots still referenced by the run or by a kept checkpoint stay; the rest go.
@@ -178,6 +182,7 @@ def _restore(run, state: dict) -> None:
     run.schedule.load_state_dict(state["schedule"])
     run.batches.load_state_dict(state["batches"])
     run.snapshots = dict(state["snapshots"])
+    run.word_checkpoints.load_state_dict(state.get("word_checkpoints"))  # absent before words were counted
     saved = state["methods"]
     if [m["name"] for m in saved] != [m.name for m in run.methods]:
         raise UserError(f"the checkpoint's methods ({', '.join(m['name'] for m in saved) or 'none'}) differ from the "

@@ -143,7 +143,7 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
         guard.observe(loss, grad_norm)
         logged = run.step % every_log == 0 or run.step == run.total_steps
         evaluated = bool(every_eval) and run.step % every_eval == 0 and run.step < run.total_steps
-        checkpointed = bool(every_ckpt) and run.step % every_ckpt == 0
+        checkpointed = bool(every_ckpt) and run.step % every_ckpt == 0 or bool(run.word_checkpoints.due(run.words_seen))
         # The non-finite check's host sync goes where the loop syncs anyway: a log, an eval, a checkpoint, a stop.
         syncs = logged or evaluated or checkpointed or (run.stop_requested and not run.world.active)
         if syncs and guard.diverged():  # rolled back: go on from there
@@ -155,7 +155,7 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
             if run.device.type == "cuda":
                 torch.cuda.synchronize(run.device)
             elapsed = time.perf_counter() - window_start
-            record = {"step": run.step, "tokens": run.tokens, "flops": run.flops,
+            record = {"step": run.step, "tokens": run.tokens, **run.words, "flops": run.flops,
                       "lr": run.train_config.lr * run.schedule.factor(run.step - 1), "loss": float(loss), "grad_norm": float(grad_norm),
                       "tokens_per_s": window_tokens / elapsed, "data_s": window_data,
                       "compute_s": elapsed - window_data, "memory_mb": _memory_mb(run.device),
@@ -188,7 +188,7 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
 
 def _eval(run, on_eval=None) -> dict:
     metrics = evaluate(run)
-    run.metrics.write({"step": run.step, "tokens": run.tokens, "flops": run.flops, **metrics})
+    run.metrics.write({"step": run.step, "tokens": run.tokens, **run.words, "flops": run.flops, **metrics})
     run.emit("eval", metrics)
     if on_eval:
         on_eval(run, metrics)

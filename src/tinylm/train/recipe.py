@@ -133,6 +133,8 @@ class EvalSection:
 class CheckpointSection:
     every: int = bounded(0, 0, MAX_STEPS, why="steps between checkpoints; 0 = only at the end")
     keep: int = bounded(2, 1, MAX_STEPS, why="newest checkpoints kept; at least the one a resume starts from")
+    words: list[str] | None = None      # words seen to checkpoint at, kept whatever `keep` says: [1M, 2M, 10M] or
+                                        # `babylm` (BabyLM's chck_1M..chck_1000M; `tinylm export --babylm`)
 
 
 # Keys that say how this machine runs the recipe, not what the run is (threads set its speed): a resume
@@ -285,6 +287,8 @@ def _check(r: Recipe) -> None:
         parse_duration(r.train.duration)
     except UserError as e:
         raise UserError(f"recipe key `train.duration`: {e}") from None
+    from tinylm.train.word_checkpoints import parse_milestones
+    parse_milestones(r.checkpoint.words)
     check_run_name(r.name)
     vocab = r.model.get("vocab_size", "auto")
     if vocab not in (None, "auto") and (isinstance(vocab, bool) or not isinstance(vocab, int)

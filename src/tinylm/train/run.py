@@ -29,6 +29,8 @@ from tinylm.train.objective import Objective
 from tinylm.train.optim import build_optimizer, decays, load_state_by_name, param_groups, state_by_name
 from tinylm.train.recipe import Recipe
 from tinylm.train.schedule import Schedule
+from tinylm.train.word_checkpoints import WordCheckpoints, parse_milestones
+from tinylm.data.words_seen import SCALE
 from tinylm.rundir.serialize import load_tree, save_tree
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class Run:
         self.step = 0          # optimizer steps done
         self.tokens = 0        # tokens trained on, all processes together
         self.flops = 0.0       # cumulative training FLOPs, all processes together
+        self.word_checkpoints = WordCheckpoints(parse_milestones(recipe.checkpoint.words))
         self.stop_requested = False
         # Wall time: the sessions before this one (up to the checkpoint resumed from, carried in it) plus
         # this one since `session_start` (execute moves it back to when the session began).
@@ -135,8 +138,21 @@ class Run:
         ids = {id(w) for w in wanted}
         return [(n, p) for n, p in everything if id(p) in ids]
 
+    @property
+    def words_seen(self) -> int | None:
+        """Words of training data read so far, all processes together, in `tinylm.data.words_seen` units
+        (SCALE per word); None when the token store does not count words."""
+        return getattr(self.batches, "words_seen", None)
+
+    @property
+    def words(self) -> dict:
+        """`{"words": n}` (whole words seen, BabyLM's count) for a metrics line; empty when not counted."""
+        seen = self.words_seen
+        return {} if seen is None else {"words": round(seen / SCALE)}
+
     def log_event(self, event: str, **fields) -> None:
-        self.metrics.write({"event": event, "step": self.step, "tokens": self.tokens, "flops": self.flops, **fields})
+        self.metrics.write({"event": event, "step": self.step, "tokens": self.tokens, **self.words, "flops": self.flops,
+                            **fields})
 
     def emit(self, event: str, *args) -> None:
         for method in self.methods:
