@@ -316,3 +316,28 @@ def trained_run(tmp_path_factory, tiny_store):
         "eval": {"every": 6, "windows": 2, "batch_size": 2}, "checkpoint": {"every": 4, "keep": 3}}))
     execute(load_recipe(str(recipe)), root / "run")
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def words_runs(tmp_path_factory, tiny_store):
+    """A tiny run with checkpoints at 100 and 600 words seen (`checkpoint.words`, keep 1), trained once
+    straight and once stopped at step 8 then resumed: `(recipe, straight, resumed)`, trained once per session."""
+    from tinylm.runs.execute import execute
+    from tinylm.train.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict({
+        "name": "words", "data": {"store": str(tiny_store), "seq_len": 16, "sampler": "windows"},
+        "model": {"name": "L1-2-16x2", "flavour": "llama"},
+        "train": {"duration": "16 steps", "batch_size": 4, "lr": 3e-3, "log_every": 1, "precision": "fp32"},
+        "eval": {"every": 0, "windows": 2, "batch_size": 2},
+        "checkpoint": {"every": 0, "keep": 1, "words": ["100", "600"]}})
+    root = tmp_path_factory.mktemp("words-runs")
+    execute(recipe, root / "straight")
+
+    def stop(run, record):
+        if run.step == 8:
+            run.stop_requested = True
+
+    execute(recipe, root / "resumed", on_step=stop)
+    execute(recipe, root / "resumed", resume=True)
+    return recipe, root / "straight", root / "resumed"
