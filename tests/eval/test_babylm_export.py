@@ -43,7 +43,7 @@ def test_every_words_checkpoint_and_main_load_with_auto_classes_and_give_our_log
 def test_the_model_card_states_words_tokens_flops_and_the_recipe(exported):
     _, out, _ = exported
     card = (out / "README.md").read_text()
-    for needle in ("words seen", "tokens", "FLOPs", "| chck_100 | 3 |", "| main | 16 |", "## Recipe", "L1-2-16x2",
+    for needle in ("words seen", "tokens", "FLOPs", "| chck_100 | 3 |", "| main | 16 |", "its train split:", "## Recipe", "L1-2-16x2",
                    "BLiMP blimp_fast @ main"):
         assert needle in card, needle
 

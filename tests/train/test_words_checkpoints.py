@@ -63,8 +63,9 @@ def test_words_checkpoints_survive_a_resume(words_runs):
     assert a["word_checkpoints"] == b["word_checkpoints"]
     assert a["batches"]["words_seen"] == b["batches"]["words_seen"]
     assert [(r["step"], r["words"]) for r in _logs(straight)] == [(r["step"], r["words"]) for r in _logs(resumed)]
-    for entry in a["word_checkpoints"].values():  # the same weights at every words checkpoint
-        name = f"step-{entry['step']:08d}"
+    names = sorted(p.name for p in (straight / "checkpoints").glob("step-*"))
+    assert names == sorted(p.name for p in (resumed / "checkpoints").glob("step-*"))
+    for name in names:  # the same weights at every words checkpoint and at the end
         x, y = (load_file(str(d / "checkpoints" / name / "model.safetensors")) for d in (straight, resumed))
         assert all((x[key] == y[key]).all() for key in x)
 

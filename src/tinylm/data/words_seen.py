@@ -37,6 +37,8 @@ class WordsSeen:
             ends = self.offsets[1:][nonempty] - 1
             body[np.flatnonzero(nonempty)[np.asarray(tokens[ends]) == separator_id]] -= 1
         self.body = body
+        self.base = self.before * SCALE  # at each document's first token: exact
+        self.rate = self.words * SCALE / np.maximum(body, 1)  # per token of the document's text
 
     @classmethod
     def of_store(cls, store, split: str = "train") -> "WordsSeen | None":
@@ -53,14 +55,13 @@ class WordsSeen:
     def at(self, positions) -> np.ndarray:
         """Words (SCALE units) of the tokens before each position, int64."""
         p = np.asarray(positions, dtype=np.int64)
-        n_docs = len(self.words)
-        doc = np.searchsorted(self.offsets, p, side="right") - 1  # skips empty documents
-        inside = np.minimum(doc, n_docs - 1)
-        into = np.clip(p - self.offsets[inside], 0, self.body[inside])
-        share = np.floor(self.words[inside] * (into / np.maximum(self.body[inside], 1)) * SCALE).astype(np.int64)
-        share[doc >= n_docs] = 0
-        return self.before[np.minimum(doc, n_docs)] * SCALE + share
+        doc = np.searchsorted(self.offsets, p, side="right") - 1  # skips empty documents; the end: n_docs
+        inside = np.minimum(doc, len(self.words) - 1)
+        into = np.minimum(p - self.offsets[inside], self.body[inside])  # the separator's position: the whole text
+        return self.base[doc] + np.where(doc < len(self.words), np.floor(into * self.rate[inside]), 0).astype(np.int64)
 
     def between(self, starts, ends) -> int:
         """Words (SCALE units) of the windows ``[starts[i], ends[i])`` together."""
-        return int((self.at(ends) - self.at(starts)).sum())
+        starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+        words = self.at(np.concatenate([starts, ends]))  # one pass over both ends
+        return int(words[len(starts):].sum() - words[:len(starts)].sum())

@@ -45,7 +45,7 @@ def model_card(run_dir: Path, revisions, repo_name: str, predictions: dict) -> s
              f"- model: `{recipe.get('model', {}).get('name')}`"
              + (f", {summary['parameters']:,} parameters" if "parameters" in summary else ""),
              f"- data: token store `{data.get('store') or data.get('sources')}`, tokenizer `{data.get('tokenizer')}`, "
-             f"sampler `{data.get('sampler')}`, {data.get('seq_len')} tokens per sequence",
+             f"sampler `{data.get('sampler')}`, {data.get('seq_len')} tokens per sequence{_train_split(data)}",
              f"- trained: {final.step:,} steps, {_words(final.words)} words seen (BabyLM's count: whitespace words "
              f"of the text read, repeats included), {final.tokens:,} tokens, {final.flops:.3g} FLOPs",
              "", "## Revisions", "",
@@ -59,6 +59,16 @@ def model_card(run_dir: Path, revisions, repo_name: str, predictions: dict) -> s
     if cited:
         lines += ["", "## Citation", "", *[f"- {c}" for c in cited]]
     return "\n".join(lines) + "\n"
+
+
+def _train_split(data: dict) -> str:
+    """The store's train split in words and tokens, when the store is still where the run found it."""
+    meta = Path(str(data.get("store") or "")) / "meta.json"
+    try:
+        train = json.loads(meta.read_text(encoding="utf-8"))["splits"]["train"]
+        return f"; its train split: {train['words']:,} words, {train['tokens']:,} tokens"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def _words(words) -> str:
