@@ -89,7 +89,7 @@ def _execute(recipe, out_dir, resume, force, on_start, on_step, on_eval, on_even
         torch.set_num_threads(run.threads_before)
     summary = {
         "name": recipe.name, "out_dir": str(out_dir), "complete": run.ended,
-        "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, **run.words, "flops": run.flops,
+        "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, **run.words_field, "flops": run.flops,
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "val_loss": last.get("val_loss"), "val_ppl": last.get("val_ppl"), "loss": last.get("loss"),
         "device": str(run.device), **run.precision_choice.to_dict(),  # precision (resolved), precision_requested, why

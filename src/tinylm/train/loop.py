@@ -155,7 +155,7 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
             if run.device.type == "cuda":
                 torch.cuda.synchronize(run.device)
             elapsed = time.perf_counter() - window_start
-            record = {"step": run.step, "tokens": run.tokens, **run.words, "flops": run.flops,
+            record = {"step": run.step, "tokens": run.tokens, **run.words_field, "flops": run.flops,
                       "lr": run.train_config.lr * run.schedule.factor(run.step - 1), "loss": float(loss), "grad_norm": float(grad_norm),
                       "tokens_per_s": window_tokens / elapsed, "data_s": window_data,
                       "compute_s": elapsed - window_data, "memory_mb": _memory_mb(run.device),
@@ -188,7 +188,7 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
 
 def _eval(run, on_eval=None) -> dict:
     metrics = evaluate(run)
-    run.metrics.write({"step": run.step, "tokens": run.tokens, **run.words, "flops": run.flops, **metrics})
+    run.metrics.write({"step": run.step, "tokens": run.tokens, **run.words_field, "flops": run.flops, **metrics})
     run.emit("eval", metrics)
     if on_eval:
         on_eval(run, metrics)

@@ -145,13 +145,13 @@ class Run:
         return getattr(self.batches, "words_seen", None)
 
     @property
-    def words(self) -> dict:
+    def words_field(self) -> dict:
         """`{"words": n}` (whole words seen, BabyLM's count) for a metrics line; empty when not counted."""
         seen = self.words_seen
         return {} if seen is None else {"words": round(seen / SCALE)}
 
     def log_event(self, event: str, **fields) -> None:
-        self.metrics.write({"event": event, "step": self.step, "tokens": self.tokens, **self.words, "flops": self.flops,
+        self.metrics.write({"event": event, "step": self.step, "tokens": self.tokens, **self.words_field, "flops": self.flops,
                             **fields})
 
     def emit(self, event: str, *args) -> None:
