@@ -21,6 +21,7 @@ EXTRAS: dict[str, str | None] = {
     "transformers": "hf",
     "datasets": "datasets",
     "optuna": "sweep",
+    "lm_eval": "lm-eval",
     "matplotlib": None,
 }
 

@@ -1,5 +1,6 @@
 """`tinylm eval RUN_OR_CHECKPOINT [--blimp DIR] [--hellaswag FILE] [--val STORE] [--limit N] [--json]`
 `tinylm eval --ensemble RUN1 RUN2 [...] [same options]`
+`tinylm eval RUN --lm-eval TASK[,TASK] [--lm-eval-include DIR]`
 
 Scores a run's latest checkpoint (or any checkpoint, or a transformers model directory) exactly as
 the reference pipelines do: BLiMP (log-probability of each sentence after the start token;
@@ -10,6 +11,9 @@ headline numbers into RUN/summary.json, and a table (or --json) to the terminal.
 `--ensemble` evaluates a direct ensemble (BabyLlama-2): the members' logits are averaged, then
 softmaxed, for every task; members must share a tokenizer. Validation windows follow the first
 member's run recipe. An ensemble belongs to no run, so results are written only with --out.
+
+`--lm-eval` runs lm-evaluation-harness tasks (log-likelihood ones) on the model or ensemble through
+tinylm's scorer (eval/harness.py); `--lm-eval-include DIR` adds task YAMLs over local data files.
 """
 
 from __future__ import annotations
@@ -31,8 +35,17 @@ def register(sub) -> None:
                    help="BLiMP-style JSONL directory or file (repeatable), e.g. the data/ folder of "
                         "github.com/alexwarstadt/blimp")
     p.add_argument("--hellaswag", metavar="FILE", help="HellaSwag JSONL or 6-lines-per-item text file")
+    p.add_argument("--hellaswag-format", choices=("lm-eval", "llama.cpp"),
+                   help="how the HellaSwag query is built: lm-eval (ctx_b capitalised; default for JSONL) or "
+                        "llama.cpp (the context as written; default for the text format)")
     p.add_argument("--val", metavar="STORE", help="token store: validation loss on the run's fixed seeded windows")
-    p.add_argument("--limit", type=int, help="only the first N pairs of each BLiMP paradigm and N HellaSwag items")
+    p.add_argument("--lm-eval", metavar="TASK[,TASK]",
+                   help="lm-evaluation-harness tasks (log-likelihood ones), scored by tinylm's scorer; results in "
+                        "eval/lm-eval.<task>.json (needs pip install 'tinylm[lm-eval]')")
+    p.add_argument("--lm-eval-include", metavar="DIR",
+                   help="a folder of lm-eval task YAMLs (e.g. dataset_path: json over local files) for --lm-eval")
+    p.add_argument("--limit", type=int, help="only the first N pairs of each BLiMP paradigm, N HellaSwag items and "
+                                             "N documents of each lm-eval task")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="fp32 (default, exact) or bf16 autocast for BLiMP/HellaSwag forwards (faster on CPUs with AMX)")
@@ -86,8 +99,10 @@ def _check_args(args) -> None:
     if args.ensemble and len(args.ensemble) < 2:
         raise UserError(f"--ensemble {args.ensemble[0]} has one member: name two or more models, or evaluate it "
                         f"alone with `tinylm eval {args.ensemble[0]}`")
-    if not (args.blimp or args.hellaswag or args.val):
-        raise UserError("nothing to evaluate: give --blimp DIR, --hellaswag FILE and/or --val STORE")
+    if not (args.blimp or args.hellaswag or args.val or args.lm_eval):
+        raise UserError("nothing to evaluate: give --blimp DIR, --hellaswag FILE, --val STORE and/or --lm-eval TASK")
+    if args.lm_eval_include and not args.lm_eval:
+        raise UserError("--lm-eval-include DIR adds task YAMLs for --lm-eval; name the tasks with --lm-eval TASK")
     for flag, value in (("--limit", args.limit), ("--batch-tokens", args.batch_tokens),
                         ("--val-windows", args.val_windows), ("--val-seq-len", args.val_seq_len)):
         if value is not None and value < 1:
@@ -131,11 +146,15 @@ def run(args) -> int:
                   for name, path in zip(_names(args.blimp), args.blimp)]
     hellaswag = None
     if args.hellaswag:
-        items, fmt = read_hellaswag(args.hellaswag)
+        items, fmt = read_hellaswag(args.hellaswag, args.hellaswag_format)
         hellaswag = (items[:args.limit] if args.limit else items, fmt)
     if args.val:
         from tinylm.data import TokenStore
         TokenStore.open(args.val)
+    lm_eval_plan = None
+    if args.lm_eval:
+        from tinylm.eval import harness
+        lm_eval_plan = harness.prepare(args.lm_eval, args.lm_eval_include)
 
     if args.ensemble:
         members = load_members(args.ensemble, device=str(device), who="ensemble member")
@@ -168,12 +187,16 @@ def run(args) -> int:
         if hellaswag is not None:
             items, fmt = hellaswag
             r = evaluate_hellaswag(scorer, tokenizer, specials, items)
-            r.update(source=str(Path(args.hellaswag).resolve()), format=fmt, limit=args.limit)
+            r.update(source=str(Path(args.hellaswag).resolve()), format=fmt, limit=args.limit,
+                     query_format=args.hellaswag_format or ("lm-eval" if fmt == "jsonl" else "llama.cpp"))
             results.append(("hellaswag", "hellaswag", r))
         if args.val:
             r = validation_loss(model, args.val, tokenizer=tokenizer, tokenizer_path=loaded.tokenizer_path,
                                 recipe=recipe, windows=args.val_windows, seq_len=args.val_seq_len)
             results.append(("val", "val", r))
+        if lm_eval_plan is not None:
+            results += harness.run(lm_eval_plan, scorer, tokenizer, specials, limit=args.limit,
+                                   name=args.model or "ensemble")
     finally:
         progress.close()
 

@@ -11,9 +11,20 @@
 
 Two input formats: the original JSONL (``ctx_a``, ``ctx_b``, ``activity_label``, ``endings``,
 ``label``) and the 6-lines-per-item text format (``activity label: context``, gold index, four
-endings) of github.com/klosax/hellaswag_text_data. The text format stores the context already joined and
-with ``ctx_b`` not capitalised, so its queries can differ from lm-eval's by that one letter; it is
-read as it is (that is what llama.cpp's HellaSwag scorer does with it).
+endings) of github.com/klosax/hellaswag_text_data, already cleaned up, with the context joined and
+``ctx_b`` not capitalised ("... on a roof. he"), so its queries differ from lm-eval's by that letter.
+
+Two query formats (``--hellaswag-format``), because the two references differ:
+
+* ``lm-eval``: ``ctx_b.capitalize()`` as lm-eval's ``process_docs`` (which also lowercases the rest of
+  ``ctx_b``). Exact from the JSONL fields; from the text format it is rebuilt by capitalising the
+  context's last fragment (after its final ``.``/``!``/``?``) when that starts with a small letter, which
+  is where ``ctx_b`` stands (checked against the JSONL of the same items in the tests);
+* ``llama.cpp``: the context as the text file has it (``ctx_b`` as written), what llama.cpp's
+  HellaSwag scorer reads; on the JSONL, ``ctx_a + " " + ctx_b`` cleaned up the same way.
+
+The default is each file's own: ``lm-eval`` for JSONL, ``llama.cpp`` for the text format, whose numbers
+then compare with llama.cpp's published ones (on 200 items the two formats differ in 1-2 predictions).
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ from tinylm.eval.minimal_pairs import encoder_specials
 from tinylm.eval.scoring import Scorer, encode_texts
 
 N_ENDINGS = 4
+FORMATS = ("lm-eval", "llama.cpp")  # how the query is built (see the module docstring)
+_LAST_FRAGMENT = re.compile(r"(.*[.!?][\"')]*\s+)?(.*)", re.S)
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,19 @@ def _check_choices(choices: list[str], where: str) -> tuple[str, ...]:
     return tuple(choices)
 
 
-def _read_jsonl(path: Path) -> list[ChoiceItem]:
+def capitalize_last_fragment(query: str) -> str:
+    """lm-eval's ``ctx_b.capitalize()`` rebuilt on a joined ``"label: ctx_a ctx_b"`` text: the fragment
+    after the context's last sentence end, when it starts with a small letter (then it is ``ctx_b``)."""
+    label, sep, ctx = query.partition(": ")
+    if not sep:
+        label, ctx = "", query
+    head, tail = _LAST_FRAGMENT.fullmatch(ctx).groups()
+    if not tail[:1].islower():
+        return query
+    return f"{label}{sep}{head or ''}{tail.capitalize()}"
+
+
+def _read_jsonl(path: Path, query_format: str) -> list[ChoiceItem]:
     items = []
     for number, obj in read_jsonl(path, "HellaSwag"):
         where = f"{path}:{number}"
@@ -78,14 +103,15 @@ def _read_jsonl(path: Path) -> list[ChoiceItem]:
                             "activity_label, endings (4) and label")
         if not isinstance(obj["endings"], list) or not all(isinstance(e, str) for e in obj["endings"]):
             raise UserError(f"{where}: `endings` must be a list of {N_ENDINGS} strings")
-        ctx = obj["ctx_a"] + " " + obj["ctx_b"].capitalize()
+        ctx_b = obj["ctx_b"].capitalize() if query_format == "lm-eval" else obj["ctx_b"]
+        ctx = obj["ctx_a"] + " " + ctx_b
         choices = _check_choices([preprocess(e) for e in obj["endings"]], where)
         items.append(ChoiceItem(preprocess(obj["activity_label"] + ": " + ctx), choices,
                                 _gold(obj["label"], where, N_ENDINGS), number))
     return items
 
 
-def _read_text(path: Path) -> list[ChoiceItem]:
+def _read_text(path: Path, query_format: str) -> list[ChoiceItem]:
     lines = path.read_text(encoding="utf-8").splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -107,13 +133,18 @@ def _read_text(path: Path) -> list[ChoiceItem]:
                             f"exactly {N_ENDINGS} (6 lines per item)")
         where = f"{path}:{start + 1}"
         choices = _check_choices([preprocess(e) for e in block[2:]], where)
-        items.append(ChoiceItem(preprocess(block[0]), choices, _gold(gold_line, f"{path}:{start + 2}", N_ENDINGS),
-                                start + 1))
+        query = preprocess(block[0])
+        if query_format == "lm-eval":
+            query = capitalize_last_fragment(query)
+        items.append(ChoiceItem(query, choices, _gold(gold_line, f"{path}:{start + 2}", N_ENDINGS), start + 1))
     return items
 
 
-def read_hellaswag(path) -> tuple[list[ChoiceItem], str]:
-    """Items and the format name ("jsonl" or "text"), judged by the first non-blank character."""
+def read_hellaswag(path, query_format: str | None = None) -> tuple[list[ChoiceItem], str]:
+    """Items and the file format ("jsonl" or "text", judged by the first non-blank character); the queries
+    are built as ``query_format`` says (``FORMATS``; None: lm-eval for JSONL, llama.cpp for text)."""
+    if query_format is not None and query_format not in FORMATS:
+        raise UserError(f"HellaSwag format {query_format!r}: choose {' or '.join(FORMATS)}")
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"{path} does not exist: give a HellaSwag file (JSONL, or the 6-lines-per-item text "
@@ -123,8 +154,8 @@ def read_hellaswag(path) -> tuple[list[ChoiceItem], str]:
     except UnicodeDecodeError as e:
         raise UserError(f"{path} is not UTF-8 text ({e}); give a HellaSwag JSONL or text file") from e
     if head == "{":
-        return _read_jsonl(path), "jsonl"
-    return _read_text(path), "text"
+        return _read_jsonl(path, query_format or "lm-eval"), "jsonl"
+    return _read_text(path, query_format or "llama.cpp"), "text"
 
 
 def _encode_pairs(tokenizer, items: list[ChoiceItem]) -> tuple[list[list[int]], list[list[int]]]:

@@ -79,6 +79,9 @@ def headline(task: str, name: str, result: dict, run_store: bool = False) -> dic
         return {f"{slug(name)}_mean": result["mean"]}
     if task == "hellaswag":
         return {"hellaswag_acc": result["acc"], "hellaswag_acc_norm": result["acc_norm"]}
+    if task == "lm-eval":
+        from tinylm.eval.harness import headline as lm_eval_headline
+        return lm_eval_headline(result)
     if run_store:
         return {"val_loss": result["val_loss"], "val_ppl": result["val_ppl"]}
     store = Path(result["store"]).name
@@ -103,6 +106,9 @@ def format_results(model_line: str, results: list[tuple[str, str, dict]], paradi
         elif task == "hellaswag":
             lines.append(f"{name:<18} {'acc':<22} {r['acc']:>8.4f}  {r['items']:>7}  summed log-likelihood")
             lines.append(f"{'':<18} {'acc_norm':<22} {r['acc_norm']:>8.4f}  {r['items']:>7}  per character of the ending")
+        elif task == "lm-eval":
+            from tinylm.eval.harness import table_lines
+            lines += table_lines(name, r)
         else:
             lines.append(f"{name:<18} {'val_loss':<22} {r['val_loss']:>8.4f}  {r['windows']:>7}  "
                          f"windows of {r['seq_len']}, seed {r['seed']} ({r['settings']})")

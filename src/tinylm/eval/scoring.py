@@ -262,14 +262,20 @@ class Scorer:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    @torch.inference_mode()
     def score(self, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
         """(summed log-probability, number of scored tokens) per row, float64 and int64."""
+        sums, counts, _ = self._score(rows, greedy=False)
+        return sums, counts
+
+    @torch.inference_mode()
+    def _score(self, rows: Rows, greedy: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``score``, and with ``greedy`` how many of each row's labels are the argmax of their logits."""
         n = len(rows)
         sums = np.zeros(n, dtype=np.float64)
         counts = np.zeros(n, dtype=np.int64)
+        hits = np.zeros(n, dtype=np.int64) if greedy else None
         if n == 0:
-            return sums, counts
+            return sums, counts, hits
         lengths = rows.lengths
         order = np.argsort(-lengths, kind="stable")
         budget = max(1, min(self.batch_tokens, MAX_LOGITS // max(1, self.vocab_size)))
@@ -278,13 +284,15 @@ class Scorer:
             longest = int(lengths[order[i]])
             idx = order[i:i + max(1, budget // longest)]
             i += len(idx)
-            s, c = self._batch(rows, idx, lengths[idx], longest)
+            s, c, h = self._batch(rows, idx, lengths[idx], longest, greedy)
             sums[idx], counts[idx] = s, c
+            if greedy:
+                hits[idx] = h
             if self.progress is not None:
                 self.progress.advance(int(c.sum()))
-        return sums, counts
+        return sums, counts, hits
 
-    def _batch(self, rows: Rows, idx: np.ndarray, lens: np.ndarray, width: int):
+    def _batch(self, rows: Rows, idx: np.ndarray, lens: np.ndarray, width: int, greedy: bool = False):
         steps = np.arange(width)
         valid = steps[None, :] < lens[:, None]
         pos = np.where(valid, rows.offsets[idx][:, None] + steps[None, :], 0)
@@ -299,6 +307,7 @@ class Scorer:
                 logits = self.logits_fn(x, mask)
             lp = target_logprobs(logits.flatten(0, 1), y.flatten())
             sums = lp.view(y.shape).double().sum(1)
+            hits = ((logits.argmax(-1) == y) & select).sum(1) if greedy else None
         else:  # few positions scored (long contexts, one masked token per row): project only those
             with self._autocast():
                 fn_at = getattr(self.logits_fn, "at", None)
@@ -306,7 +315,9 @@ class Scorer:
             lp = target_logprobs(picked, y[select])
             owner = torch.arange(len(idx), device=y.device).repeat_interleave(counts)
             sums = torch.zeros(len(idx), dtype=torch.float64, device=y.device).index_add_(0, owner, lp.double())
-        return sums.cpu().numpy(), counts.cpu().numpy()
+            hits = (torch.zeros(len(idx), dtype=torch.int64, device=y.device)
+                    .index_add_(0, owner, (picked.argmax(-1) == y[select]).long()) if greedy else None)
+        return sums.cpu().numpy(), counts.cpu().numpy(), (hits.cpu().numpy() if greedy else None)
 
     # -------------------------------------------------------------- conveniences
     def begin(self, description: str, continuations) -> None:
@@ -318,6 +329,12 @@ class Scorer:
         """Summed log p(continuation | context) per request, and how many were left-truncated."""
         rows = causal_rows(contexts, continuations, self.max_len)
         return self.score(rows)[0], rows.truncated
+
+    def causal_greedy(self, contexts, continuations) -> tuple[np.ndarray, np.ndarray]:
+        """Summed log p(continuation | context) per request, and whether greedy decoding would have
+        produced the continuation (every token the argmax), as lm-evaluation-harness's ``is_greedy``."""
+        sums, counts, hits = self._score(causal_rows(contexts, continuations, self.max_len), greedy=True)
+        return sums, hits == counts
 
     def pll(self, contexts, continuations, *, cls_id: int, sep_id: int, mask_id: int) -> tuple[np.ndarray, int]:
         """Summed pseudo-log-likelihood of each continuation's tokens (context visible, unmasked)."""
