@@ -76,12 +76,44 @@ def prepare(spec: str, include: str | None = None) -> Plan:
             raise UserError(f"unknown lm-eval task {name!r}{hint}: not one of lm-eval's tasks{where}; `lm-eval ls "
                             "tasks` lists them, and --lm-eval-include DIR adds the task YAMLs in DIR")
     for name in names:  # loads each task's documents: a missing data file fails here, not after the model
-        try:
-            tasks_module.get_task_dict([name], manager)
-        except Exception as e:  # lm-eval and datasets raise many kinds; each is the user's task or data
-            raise UserError(f"lm-eval could not load task {name!r}: {_first_line(e)} (check its YAML and data "
-                            "files; offline, a hub data set must already be in the datasets cache)") from e
+        loaded = _load_quietly(tasks_module, manager, name)
+        generating = sorted(t for t, kind in _output_types(loaded).items() if kind == "generate_until")
+        if generating:
+            raise UserError(f"lm-eval task {', '.join(generating)} generates text (generate_until), which `tinylm eval "
+                            "--lm-eval` does not do: choose log-likelihood tasks (multiple choice, perplexity), or "
+                            "export the model (`tinylm export`) and run lm_eval --model hf on it")
     return Plan(names, manager, include)
+
+
+def _load_quietly(tasks_module, manager, name: str):
+    """lm-eval's task object(s) for ``name``, without the data sets' progress bars (a check, not the work)."""
+    datasets = require("datasets", FEATURE)
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:  # TaskManager.load since lm-eval 0.4.10; get_task_dict before (deprecated since)
+        return manager.load([name]) if hasattr(manager, "load") else tasks_module.get_task_dict([name], manager)
+    except Exception as e:  # lm-eval and datasets raise many kinds; each is the user's task or data
+        raise UserError(f"lm-eval could not load task {name!r}: {_first_line(e)} (check its YAML and data "
+                        "files; offline, a hub data set must already be in the datasets cache)") from e
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+
+
+def _output_types(loaded) -> dict:
+    """{task name: output type} of every task in what lm-eval loaded (groups and dicts of either)."""
+    found, stack = {}, [loaded]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack += list(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack += list(item)
+        elif hasattr(item, "OUTPUT_TYPE"):
+            found[getattr(item.config, "task", str(item))] = item.OUTPUT_TYPE
+        elif hasattr(item, "children"):  # an lm-eval Group
+            stack += list(getattr(item, "children") or [])
+    return found
 
 
 def _number(value):
