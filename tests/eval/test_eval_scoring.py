@@ -117,3 +117,24 @@ def test_bf16_is_close_and_reported_progress_counts_scored_tokens():
     np.testing.assert_allclose(Scorer.for_model(model, precision="bf16").causal([[1]] * len(conts), conts)[0],
                                autocast_only, atol=1e-6, rtol=0)
     assert next(model.parameters()).dtype == torch.float32  # the caller's model is untouched
+
+
+@torch.no_grad()
+def _greedy_continuation(model, ctx, n):
+    seq = list(ctx)
+    for _ in range(n):
+        seq.append(int(model(torch.tensor([seq]))[0, -1].argmax()))
+    return seq[len(ctx):]
+
+
+@pytest.mark.parametrize("context_len", [1, 14])  # sentence-like rows, and long contexts (the gather path)
+def test_causal_greedy_is_true_exactly_when_every_token_is_the_argmax(context_len):
+    """lm-eval's is_greedy: what `tinylm eval --lm-eval` reports for tasks such as LAMBADA."""
+    model = _model()
+    ctxs = _texts(n=6, seed=3, lo=context_len, hi=context_len + 1)
+    greedy = [_greedy_continuation(model, c, 4) for c in ctxs]
+    wrong_last = [g[:-1] + [(g[-1] + 1) % V] for g in greedy]
+    wrong_first = [[(g[0] + 1) % V] + g[1:] for g in greedy]
+    sums, is_greedy = Scorer.for_model(model).causal_greedy(ctxs * 3, greedy + wrong_last + wrong_first)
+    assert is_greedy.tolist() == [True] * 6 + [False] * 12
+    np.testing.assert_allclose(sums, Scorer.for_model(model).causal(ctxs * 3, greedy + wrong_last + wrong_first)[0])

@@ -103,6 +103,10 @@ def tasks(data, tmp_path_factory):
         (folder / f"parity_{name}.yaml").write_text(
             f"include: {LM_EVAL_TASKS / 'hellaswag' / 'hellaswag.yaml'}\ntask: parity_{name}\ntraining_split: null\n"
             "validation_split: validation\n" + local("validation", [data / f"{name}.jsonl"]))
+    (folder / "parity_rolling.yaml").write_text(  # perplexity of texts longer than the model's 512 positions
+        "task: parity_rolling\noutput_type: loglikelihood_rolling\nvalidation_split: train\ndoc_to_text: ''\n"
+        "doc_to_target: \"{{ (sentence_good + ' ') * 100 }}\"\nmetric_list:\n  - metric: word_perplexity\n"
+        "  - metric: bits_per_byte\n" + local("train", [data / "blimp" / "npi_present_1.jsonl"]))
     (folder / "parity_generate.yaml").write_text(  # a generation task, which tinylm's adapter refuses
         "task: parity_generate\noutput_type: generate_until\nvalidation_split: train\ndoc_to_text: '{{sentence_good}}'\n"
         "doc_to_target: '{{sentence_bad}}'\nmetric_list:\n  - metric: exact_match\n    aggregation: mean\n"
@@ -127,7 +131,7 @@ def _evaluate(lm, tasks):
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=str(tasks), include_defaults=False)
-    return simple_evaluate(model=lm, tasks=PARITY_TASKS, task_manager=manager, log_samples=True)
+    return simple_evaluate(model=lm, tasks=PARITY_TASKS + ["parity_rolling"], task_manager=manager, log_samples=True)
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +245,13 @@ def test_tinylm_adapter_reproduces_hflm_request_by_request(model, tasks, referen
 
     scorer, tok, specials = _scorer(model)
     ours = _evaluate(TinylmLM(scorer, tok, specials), tasks)
+    assert min(len(tok.encode((s["doc"]["sentence_good"] + " ") * 100).ids)
+               for s in ours["samples"]["parity_rolling"]) > scorer.max_len  # two windows or more
+    mine, theirs = ([float(np.ravel(s["filtered_resps"])[0]) for s in _ordered(r["samples"]["parity_rolling"])]
+                    for r in (ours, reference))  # rolling windows: each text's summed log-likelihood
+    assert np.abs(np.array(mine) - np.array(theirs)).max() <= 10 * TOL, np.abs(np.array(mine) - np.array(theirs)).max()
+    for metric in ("word_perplexity,none", "bits_per_byte,none"):
+        assert ours["results"]["parity_rolling"][metric] == pytest.approx(reference["results"]["parity_rolling"][metric])
     for task in PARITY_TASKS:
         mine, theirs = _lls(_ordered(ours["samples"][task])), _lls(_ordered(reference["samples"][task]))
         assert np.abs(mine - theirs).max() <= TOL, (task, np.abs(mine - theirs).max())
