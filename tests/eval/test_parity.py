@@ -108,7 +108,8 @@ def tasks(data, tmp_path_factory):
         "doc_to_target: \"{{ (sentence_good + ' ') * 100 }}\"\nmetric_list:\n  - metric: word_perplexity\n"
         "  - metric: bits_per_byte\n" + local("train", [data / "blimp" / "npi_present_1.jsonl"]))
     (folder / "parity_generate.yaml").write_text(  # a generation task, which tinylm's adapter refuses
-        "task: parity_generate\noutput_type: generate_until\nvalidation_split: train\ndoc_to_text: '{{sentence_good}}'\n"
+        "task: parity_generate\noutput_type: generate_until\nvalidation_split: train\n"
+        "doc_to_text: '{{sentence_good}}'\n"
         "doc_to_target: '{{sentence_bad}}'\nmetric_list:\n  - metric: exact_match\n    aggregation: mean\n"
         "    higher_is_better: true\n" + local("train", [data / "blimp" / "adjunct_island.jsonl"]))
     return folder
@@ -251,7 +252,8 @@ def test_tinylm_adapter_reproduces_hflm_request_by_request(model, tasks, referen
                     for r in (ours, reference))  # rolling windows: each text's summed log-likelihood
     assert np.abs(np.array(mine) - np.array(theirs)).max() <= 10 * TOL, np.abs(np.array(mine) - np.array(theirs)).max()
     for metric in ("word_perplexity,none", "bits_per_byte,none"):
-        assert ours["results"]["parity_rolling"][metric] == pytest.approx(reference["results"]["parity_rolling"][metric])
+        ours_value, theirs_value = (r["results"]["parity_rolling"][metric] for r in (ours, reference))
+        assert ours_value == pytest.approx(theirs_value), metric
     for task in PARITY_TASKS:
         mine, theirs = _lls(_ordered(ours["samples"][task])), _lls(_ordered(reference["samples"][task]))
         assert np.abs(mine - theirs).max() <= TOL, (task, np.abs(mine - theirs).max())
