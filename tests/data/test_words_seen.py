@@ -75,3 +75,16 @@ def test_a_store_without_word_counts_still_loads_and_says_so(tmp_path, line_stor
     assert WordsSeen.of_store(store) is None
     with pytest.raises(UserError, match="does not count words"):
         store.document_words("train")
+
+
+def test_an_mlm_epoch_counts_every_word_of_the_split_once(tiny_bert_store):
+    """Encoders read documents (long ones in pieces, without their [SEP]): one epoch is every word, exactly."""
+    from tinylm.train.batches import training_batches
+    from tinylm.train.recipe import recipe_from_dict
+
+    store = TokenStore.open(tiny_bert_store)
+    data = recipe_from_dict({"data": {"store": str(tiny_bert_store), "sampler": "mlm", "seq_len": 32},
+                             "model": {"name": "bert-1"}}).data
+    batches = training_batches(store, data, batch_size=1)
+    epoch = batches.documents.items_per_epoch
+    assert sum(map(batches._words_at, range(epoch))) == store.num_words("train") * SCALE

@@ -58,7 +58,9 @@ class WordsSeen:
         doc = np.searchsorted(self.offsets, p, side="right") - 1  # skips empty documents; the end: n_docs
         inside = np.minimum(doc, len(self.words) - 1)
         into = np.minimum(p - self.offsets[inside], self.body[inside])  # the separator's position: the whole text
-        return self.base[doc] + np.where(doc < len(self.words), np.floor(into * self.rate[inside]), 0).astype(np.int64)
+        share = np.where(into == self.body[inside], self.words[inside] * SCALE,  # a document's whole text: exact
+                         np.floor(into * self.rate[inside]).astype(np.int64))
+        return self.base[doc] + np.where(doc < len(self.words), share, 0)
 
     def between(self, starts, ends) -> int:
         """Words (SCALE units) of the windows ``[starts[i], ends[i])`` together."""
