@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "tinylm"
 # What tinylm may use only through tinylm.optional, and packages it must not need at all: hidden together.
-NEVER_NEEDED = ("scipy", "pandas", "minicons", "tensorboard", "wandb", "mlflow")
+NEVER_NEEDED = ("scipy", "pandas", "minicons")
 
 
 def _optional_packages() -> tuple[str, ...]:
@@ -88,6 +88,8 @@ COMMANDS = [
     (lambda tmp, fx: ["sweep", "gpt2-tiny", "--space", str(tmp / "space.yaml"), "--out", str(tmp / "sweep")],
      "optuna", "pip install 'tinylm[sweep]'"),
     (lambda tmp, fx: ["eval", str(tmp), "--lm-eval", "hellaswag"], "lm_eval", "pip install 'tinylm[lm-eval]'"),
+    *[(lambda tmp, fx, t=tracker: ["train", "gpt2-tiny", "--out", str(tmp / "run"), "--log", t], tracker,
+       f"pip install 'tinylm[{tracker}]'") for tracker in ("tensorboard", "wandb", "mlflow")],
     (lambda tmp, fx: ["compare", *_runs_with_curves(tmp), "--x", "flops", "--plot", str(tmp / "c.png")],
      "matplotlib", "pip install matplotlib"),
     (lambda tmp, fx: ["seeds", str(Path(_runs_with_curves(tmp)[0]).parent), "--plot", str(tmp / "s.png")],

@@ -22,6 +22,9 @@ EXTRAS: dict[str, str | None] = {
     "datasets": "datasets",
     "optuna": "sweep",
     "lm_eval": "lm-eval",
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
     "matplotlib": None,
 }
 

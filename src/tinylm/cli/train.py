@@ -1,4 +1,4 @@
-"""`tinylm train RECIPE --out DIR [--set key=value ...] [--resume] [--force] [--seeds N|A,B,C]`
+"""`tinylm train RECIPE --out DIR [--set key=value ...] [--resume] [--force] [--seeds N|A,B,C] [--log TRACKERS]`
 `tinylm train --out DIR --resume [--set key=value ... --force]`
 
 To continue a stopped run, its directory is enough: the run's own config.yaml (the resolved recipe,
@@ -10,6 +10,14 @@ gets each seed's final and best validation loss with their mean ± sample std. E
 train.seed (initial weights, dropout) and data.seed (data order) to N; pin one with --set (e.g.
 --set data.seed=0) to vary only the other. The validation windows (eval.seed) are the same for all.
 Running the same command again continues: finished seeds are skipped, an interrupted one resumes.
+
+With --log (or the recipe's `log: [tensorboard, wandb, mlflow]`), every line of metrics.jsonl (log steps,
+evaluations, each method's events as `events/<name>` = 1 at its step) and the resolved recipe (as
+hyperparameters) also go to those trackers, into the run directory by default: OUT/tensorboard, OUT/wandb
+(W&B's run id kept in OUT/trackers.json; WANDB_MODE=offline works without network), OUT/mlruns (MLflow's
+file store, unless MLFLOW_TRACKING_URI is set). metrics.jsonl is written first and stays the record: a
+tracker failing mid-run is warned about once and dropped, training goes on. A resumed run logs into the
+same trackers without doubling steps; each seed of --seeds has its own.
 
 Exit status: 0 the run finished; 2 a mistake in the input (one line naming it and the fix, nothing written);
 3 training diverged: its loss or gradient norm became NaN or inf (one line naming the step; the last good
@@ -40,6 +48,11 @@ def register(sub) -> None:
                    help="resume even though the recipe changed; the new values rule from the resumed step on, and a "
                         "new train.duration re-lays the learning-rate schedule over the new length (the rate "
                         "moves to the new curve's value at that step and still reaches its end value at the new end)")
+    p.add_argument("--log", metavar="TRACKERS",
+                   help="mirror every metrics line and event to trackers: tensorboard, wandb, mlflow (a comma list, "
+                        "added to the recipe's `log:`; `none` for none). Their files go inside the run directory: "
+                        "OUT/tensorboard, OUT/wandb (set WANDB_MODE=offline for no account and no network), "
+                        "OUT/mlruns (unless MLFLOW_TRACKING_URI is set); metrics.jsonl stays the record")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--seeds", metavar="N|A,B,C",
                    help="train once per seed into OUT/seed{N}/: a count (5 = seeds 0..4) or a list (3,7,11); "
@@ -53,7 +66,7 @@ def run(args) -> int:
     from tinylm.cli.progress import TrainingProgress
     from tinylm.runs.execute import execute
 
-    recipe = _recipe(args)
+    recipe = _with_trackers(_recipe(args), args.log)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     if args.seeds is not None:
         return _seeds(args, recipe, out)
@@ -96,6 +109,18 @@ def _recipe(args):
         raise UserError(f"{args.out} holds no run to resume (no config.yaml): give the recipe, "
                         f"`tinylm train RECIPE --out {args.out} --resume` starts the run where none is yet")
     return recipe_for_run(args.out, args.overrides)
+
+
+def _with_trackers(recipe, option: str | None):
+    """`--log a,b` adds trackers to the recipe's `log:` (`--log none`: none); checked like the recipe's own."""
+    import dataclasses
+
+    from tinylm.tracking import parse_sink_list
+
+    if option is None:
+        return recipe
+    names = parse_sink_list(option)
+    return dataclasses.replace(recipe, log=list(dict.fromkeys(recipe.log + names)) if names else [])
 
 
 def _seeds(args, recipe, out: Path) -> int:

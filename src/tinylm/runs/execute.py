@@ -18,6 +18,7 @@ import torch
 
 from tinylm.disk_space import disk_space
 from tinylm.output_location import check_output_dir, writer_lock
+from tinylm.tracking import require_sinks
 from tinylm.train.build import build_run, foreign_run_dir
 from tinylm.train.loop import train
 from tinylm.train.recipe import Recipe
@@ -66,6 +67,7 @@ def execute(recipe: Recipe, out_dir: Path, resume: bool = False, force: bool = F
     `execute` into it (another `tinylm train`, a `--resume` beside a live run) is refused in one line.
     """
     check_output_dir(out_dir, accept=foreign_run_dir)  # before the lock creates it
+    require_sinks(recipe.log)  # a tracker's missing package: one line, before the lock creates the directory
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun the first process holds it for all
     resume_line = f"`tinylm train --out {shlex.quote(str(out_dir))} --resume` continues from the last checkpoint"
     with writer_lock(out_dir) if main else contextlib.nullcontext(), disk_space(out_dir, fix=resume_line):
@@ -82,11 +84,19 @@ def _execute(recipe, out_dir, resume, force, on_start, on_step, on_eval, on_even
     trains = run.step < run.total_steps or not run.ended  # killed before its end: the end is still to do
     if not trains and not before:  # ended, killed before summary.json was written: its metrics hold the end
         before = _ended_from_metrics(out_dir, run)
+    status = "failed"
     try:
         with stop_on_interrupt(run):
             last = train(run, on_step=on_step, on_eval=on_eval, on_start=on_start) if trains else before
+        status = "finished" if run.ended else "interrupted"
+    except KeyboardInterrupt:  # a second Ctrl-C: resumable from the last checkpoint
+        status = "interrupted"
+        raise
     finally:
         torch.set_num_threads(run.threads_before)
+        if run.metrics.trackers is not None:  # flushed and marked, whatever ended the session
+            run.metrics.trackers.close(status)
+            run.metrics.trackers = None
     summary = {
         "name": recipe.name, "out_dir": str(out_dir), "complete": run.ended,
         "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, **run.words_field, "flops": run.flops,

@@ -18,6 +18,8 @@ from tinylm.methods import build_methods
 from tinylm.models import ModelConfig, build_model, resolve_model_config
 from tinylm.output_location import LOCK, check_output_dir, foreign_contents
 from tinylm.precision import resolve_precision
+from tinylm.tracking import open_trackers
+from tinylm.tracking.records import flat_hparams
 from tinylm.train import distributed
 from tinylm.train.batches import training_batches, validation_batches
 from tinylm.rundir.checkpoints import (checked_weights, checkpoint_model_config, holds_checkpoints,
@@ -359,8 +361,6 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     if ckpt is not None:
         restore(run, ckpt)
     run.check_methods()  # the methods' options against this model and length: refused before anything is written
-    if ckpt is not None:
-        follow_new_length(run, ckpt)
     if ckpt is not None and ckpt.name.startswith("."):  # every process has read it before rank 0 renames it
         world.barrier()
     if out_dir is not None and world.is_main:
@@ -370,6 +370,10 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
             (out_dir / "metrics.jsonl").unlink(missing_ok=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.yaml").write_text(_resolved_yaml(recipe))  # on --force the new values rule
+        run.metrics.trackers = open_trackers(recipe.log, out_dir, recipe.name, flat_hparams(recipe.to_dict()),
+                                             run.step if ckpt is not None else None)
+    if ckpt is not None:  # after the trackers open: they see its event too
+        follow_new_length(run, ckpt)
     world.barrier()
     run.threads_before = set_threads(recipe.train.threads)  # last: nothing after it can fail and leave it set
     return run

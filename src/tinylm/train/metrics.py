@@ -34,6 +34,7 @@ class MetricsLog:
         self.last: dict = {}
         self.last_log: dict = {}  # the last log-step record (loss, lr, ...): the summary's `loss` on a resume
         self.lines = 0            # lines this run's metrics.jsonl holds (checkpoints record it)
+        self.trackers = None      # tinylm.tracking's fan-out (`log:`): each line once it is in the file
         self._file = None
 
     def write(self, record: dict) -> None:
@@ -59,6 +60,8 @@ class MetricsLog:
                                "from the last checkpoint") from e
             raise
         self.lines += 1
+        if self.trackers is not None:  # after the file: a tracker's failure cannot cost the line
+            self.trackers.write(record)
 
     def truncate_after(self, step: int, lines: int | None = None) -> list[dict]:
         """On resume: drop lines written after the checkpoint we resume from (they will be redone); returns

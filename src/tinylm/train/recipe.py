@@ -28,6 +28,7 @@ from tinylm.errors import UserError
 from tinylm.package_files import package_file
 from tinylm.precision import PRECISIONS
 from tinylm.strict_yaml import load_yaml, read_yaml_file, yaml_problem
+from tinylm.tracking import check_sink_names
 
 BUNDLED = package_file("recipes")
 
@@ -140,6 +141,9 @@ class CheckpointSection:
 # Keys that say how this machine runs the recipe, not what the run is (threads set its speed): a resume
 # or the workers of one sweep may differ in them without --force.
 MACHINE_KEYS = ("train.threads",)
+# Where the metrics are mirrored (`log:`, tinylm.tracking) changes no number of the run: a resume may add
+# or drop a tracker without --force.
+WATCHING_KEYS = ("log",)
 
 SECTIONS = {"data": DataSection, "train": TrainSection, "eval": EvalSection, "checkpoint": CheckpointSection}
 
@@ -154,6 +158,7 @@ class Recipe:
     eval: EvalSection = field(default_factory=EvalSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     methods: list = field(default_factory=list)
+    log: list = field(default_factory=list)  # trackers mirroring metrics.jsonl: tensorboard | wandb | mlflow
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -255,6 +260,7 @@ def recipe_from_dict(data: dict) -> Recipe:
     if not isinstance(methods, list):
         raise UserError("recipe key `methods` must be a list, e.g. `methods: [{sleep: {episode: 10k steps}}]`")
     kwargs["methods"] = methods
+    kwargs["log"] = check_sink_names(data.get("log"))
     recipe = Recipe(**kwargs)
     _check(recipe)
     return recipe
@@ -374,8 +380,9 @@ def load_recipe(name_or_path: str, overrides: list[str] | None = None) -> Recipe
 
 
 def recipe_changes(old: dict, new: dict) -> list[str]:
-    """Dotted keys that make `new` another run than `old` (keys of the machine, `MACHINE_KEYS`, aside)."""
-    return [k for k in diff_recipes(old, new) if k not in MACHINE_KEYS]
+    """Dotted keys that make `new` another run than `old` (keys of the machine, `MACHINE_KEYS`, and the
+    trackers, `WATCHING_KEYS`, aside)."""
+    return [k for k in diff_recipes(old, new) if k not in MACHINE_KEYS + WATCHING_KEYS]
 
 
 def diff_recipes(old: dict, new: dict, prefix: str = "") -> list[str]:
