@@ -17,11 +17,12 @@ log = logging.getLogger(__name__)
 class Trackers:
     def __init__(self, sinks: list):
         self.sinks = list(sinks)
+        self._step, self._sent = None, set()  # the keys sent at the latest step
 
     def write(self, record: dict) -> None:
         step = int(record.get("step", 0))
         event = record.get("event")
-        values = None if event else scalars(record)
+        values = None if event else self._new_at_step(step, scalars(record))
         for sink in list(self.sinks):
             try:
                 if event:
@@ -30,6 +31,14 @@ class Trackers:
                     sink.log(step, values)
             except Exception as e:  # noqa: BLE001 (any library error: the run must go on)
                 self._drop(sink, e)
+
+    def _new_at_step(self, step: int, values: dict) -> dict:
+        """An evaluation's line repeats its step's `tokens` and `flops`: each key goes once per step."""
+        if step != self._step:
+            self._step, self._sent = step, set()
+        values = {k: v for k, v in values.items() if k not in self._sent}
+        self._sent.update(values)
+        return values
 
     def close(self, status: str = "finished") -> None:
         """`status`: finished (the run ended), interrupted (stopped, resumable) or failed."""
