@@ -261,3 +261,28 @@ def test_a_resumed_run_logs_into_the_same_trackers_without_doubling_steps(tiny_s
     assert sorted(m.step for m in client.get_metric_history(ids["mlflow"], "events/reinit")) == sorted(
         events["events/reinit"])
     assert len(client.search_runs([client.get_run(ids["mlflow"]).info.experiment_id])) == 1
+
+
+def test_log_option_adds_to_the_recipes_trackers_and_a_resume_may_change_them_without_force():
+    from tinylm.cli.train import _with_trackers
+    from tinylm.train.recipe import Recipe, recipe_changes
+
+    recipe = Recipe(log=["mlflow"])
+    assert _with_trackers(recipe, None).log == ["mlflow"]
+    assert _with_trackers(recipe, "tensorboard,mlflow").log == ["mlflow", "tensorboard"]
+    assert _with_trackers(recipe, "none").log == []
+    assert recipe_changes(Recipe().to_dict(), Recipe(log=["wandb"]).to_dict()) == []
+
+
+def test_each_seed_has_its_own_trackers(tiny_store, tmp_path):
+    from tinylm.runs.seeds import train_seeds
+
+    base = _recipe(tiny_store, ["tensorboard"], duration="6 steps").to_dict()
+    train_seeds(base, tmp_path / "study", [0, 1])
+    losses = []
+    for seed in (0, 1):
+        acc = _tensorboard(tmp_path / "study" / f"seed{seed}" / "tensorboard")
+        expected, _ = _expected(tmp_path / "study" / f"seed{seed}")
+        assert [(e.step, pytest.approx(e.value)) for e in acc.Scalars("loss")] == sorted(expected["loss"].items())
+        losses.append(expected["loss"][6])
+    assert losses[0] != losses[1]

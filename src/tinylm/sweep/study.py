@@ -119,8 +119,9 @@ def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage
     # (`sources:` recipes are prepared into the cache now, once, rather than by the first trial).
     open_store(recipe_from_dict(base), World())
     sampler = sampler or optuna.samplers.TPESampler(seed=seed)
-    # The machine's keys (train.threads) are each worker's own: workers of one study may differ in them.
-    same_for_all = apply_overrides(base, [f"{key}=0" for key in MACHINE_KEYS])
+    # The machine's keys (train.threads) and the trackers (`log:`) are each worker's own: workers of one study
+    # may differ in them.
+    same_for_all = apply_overrides(base, [f"{key}=0" for key in MACHINE_KEYS] + ["log=[]"])
     study = open_study(out_dir, storage, study_name, sampler, {"recipe": same_for_all, **(fingerprint or {})}, pruner)
     result = StudyResult(study_name, [])
     current: dict = {}  # the number of the trial this process is running

@@ -1,6 +1,7 @@
 """Recipes: YAML files that say everything a run does, validated at load.
 
-A recipe has five sections (`data`, `model`, `train`, `eval`, `checkpoint`) and a `methods:` list.
+A recipe has five sections (`data`, `model`, `train`, `eval`, `checkpoint`), a `methods:` list and a
+`log:` list of trackers that mirror metrics.jsonl (tinylm.tracking: tensorboard, wandb, mlflow).
 Unknown keys are rejected with a did-you-mean; `--set train.lr=3e-4` overrides any key. The
 resolved recipe is written into the run directory, and resuming with a different one is refused
 unless forced (naming the keys that differ).
