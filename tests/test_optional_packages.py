@@ -188,3 +188,10 @@ def test_a_package_that_is_there_but_broken_is_named_with_its_own_error(monkeypa
         require("tinylm_test_broken", "x")
     with pytest.raises(ValueError, match="not an optional package"):
         require("numpy", "x")
+
+
+def test_training_without_trackers_imports_none_of_their_packages(hidden, tiny_recipe, tmp_path):
+    """wandb and mlflow take seconds to import: a run without `log:` must not pay for them (nor need them)."""
+    main = hidden("tensorboard", "wandb", "mlflow")
+    recipe = tiny_recipe(train={"duration": "2 steps"}, eval={"every": 0, "windows": 2}, checkpoint={"every": 0})
+    assert main(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
