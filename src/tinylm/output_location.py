@@ -170,6 +170,16 @@ def _try_lock(path: Path, record: dict) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+def live_writer(directory) -> dict | None:
+    """Who holds `directory/tinylm.lock` now ({pid, host, since, ...}), or None when nobody does: no lock, an
+    unreadable one, or one whose process is gone. A holder on another host cannot be checked from here and
+    counts as live, as `writer_lock` counts it."""
+    holder = _read_lock(Path(os.path.expanduser(str(directory))) / LOCK)
+    if not holder or _holder_alive(holder) is False:
+        return None
+    return holder
+
+
 @contextlib.contextmanager
 def writer_lock(directory, option: str = "--out") -> Iterator[Path]:
     """Hold `directory/tinylm.lock` (pid, host, start) while writing into it; a second writer gets one line.

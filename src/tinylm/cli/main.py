@@ -30,7 +30,7 @@ from tinylm.errors import TrainingDiverged, UserError
 
 # Command modules, in the order `tinylm --help` lists them. Each has `register(subparsers)`.
 COMMANDS = ("prepare", "data", "models", "train", "demo", "generate", "adapt", "finetune", "committee", "eval",
-            "export", "compare", "report", "seeds", "surgery", "sweep")
+            "export", "compare", "report", "runs", "seeds", "surgery", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tinylm {args.command}: error: {e}", file=sys.stderr)
         return TrainingDiverged.EXIT_STATUS
+    except BrokenPipeError:  # `tinylm data info --json | head`: the reader left, nothing to report (an
+        # OSError too: before the next clause)
+        sys.stderr.close()
+        return 0
     except OSError as e:
         from tinylm.disk_space import is_no_space, no_space
 
@@ -80,9 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tinylm {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `tinylm data info --json | head`: the reader left, nothing to report
-        sys.stderr.close()
-        return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from tinylm.disk_space import disk_space
+from tinylm.errors import TrainingDiverged
 from tinylm.output_location import check_output_dir, writer_lock
 from tinylm.tracking import require_sinks
 from tinylm.train.build import build_run, foreign_run_dir
@@ -91,6 +92,9 @@ def _execute(recipe, out_dir, resume, force, on_start, on_step, on_eval, on_even
         status = "finished" if run.ended else "interrupted"
     except KeyboardInterrupt:  # a second Ctrl-C: resumable from the last checkpoint
         status = "interrupted"
+        raise
+    except TrainingDiverged as e:  # the run's last record says why it ended (`tinylm runs`: failed); a resume drops it
+        run.log_event("diverged", reason=str(e))
         raise
     finally:
         torch.set_num_threads(run.threads_before)
