@@ -147,7 +147,7 @@ def find_runs(given: str, root: str) -> list[tuple[str, str, dict]]:
         for name in sorted(entries, reverse=True):
             e = entries[name]
             if not name.startswith(".") and e.is_dir(follow_symlinks=False):
-                stack.append((os.path.join(shown, name), e.path))
+                stack.append((os.path.normpath(os.path.join(shown, name)), e.path))
     return found
 
 
