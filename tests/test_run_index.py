@@ -136,7 +136,7 @@ def test_the_real_tiny_run_reads_as_its_summary_says(trained_run):
 
 
 # ------------------------------------------------------------------ the cache
-def test_a_warm_listing_reads_only_the_runs_that_changed(tmp_path, monkeypatch):
+def test_a_warm_listing_reads_only_the_runs_that_changed(tmp_path, monkeypatch, cache):
     reads = []
     real = run_facts.read_facts
     monkeypatch.setattr(run_facts, "read_facts", lambda run, *a: reads.append(run.name) or real(run, *a))
@@ -155,6 +155,7 @@ def test_a_warm_listing_reads_only_the_runs_that_changed(tmp_path, monkeypatch):
     assert by_name(run_index.list_runs([tmp_path]))["b"]["steps"] == 24 and reads == ["b", "b"]
     shutil.rmtree(tmp_path / "c")  # a removed run leaves the listing and the index
     assert sorted(by_name(run_index.list_runs([tmp_path]))) == ["a", "b"]
+    assert sqlite3.connect(cache).execute("SELECT count(*) FROM runs").fetchone()[0] == 2
 
 
 def test_a_rewritten_metrics_file_is_read_whole_again(tmp_path):

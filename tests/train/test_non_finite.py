@@ -149,6 +149,10 @@ def test_an_absurd_learning_rate_stops_the_run(tiny_store, tmp_path):
     assert latest_checkpoint(out).name == "step-00000001" and _finite(latest_checkpoint(out))
     assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step-00000001"]
     assert not (out / "summary.json").exists() and not (out / "tinylm.lock").exists()
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])  # the run's last word: why it ended
+    assert last["event"] == "diverged" and "diverged at step 2" in last["reason"]
+    from tinylm.rundir.index import list_runs
+    assert list_runs([out], index_path=tmp_path / "index.sqlite").rows[0]["status"] == "failed"
 
 
 def test_an_absurd_learning_rate_recovers_by_rollback(tiny_store, tmp_path):
