@@ -60,3 +60,9 @@ def test_cpu_levers_measures_every_stage_through_the_objective_interface():
     rows = out["results"]
     assert [r["lever"] for r in rows][-3:] == ["+compile_objective", "+tinylm_cross_entropy", "+keep_freed_memory"]
     assert len(rows) == 7 and all(r["tinylm_tokens_per_s"] > 0 and r["transformers_tokens_per_s"] > 0 for r in rows)
+
+
+def test_run_index_bench_lists_every_run_it_made_and_rereads_only_the_touched():
+    r = _run("run_index.py", "--runs", "20", "--lines", "20", "--touch", "3", "--repeat", "1")
+    assert (r["listed"], r["cold_runs_read"], r["warm_runs_read"], r["after_touch_runs_read"]) == (20, 20, 0, 3)
+    assert {"cold_s", "warm_s", "after_touch_s", "subprocess_warm_s", "index_bytes"} <= set(r)

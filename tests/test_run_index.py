@@ -75,7 +75,7 @@ def test_each_status_is_what_the_files_say(tmp_path):
     write_run(root / "ctrl-c", [log_line(s) for s in (2, 4, 6, 8, 10)], stop_summary)  # SIGINT: summary, incomplete
     write_run(root / "killed", [log_line(s) for s in (2, 4, 6, 8, 10, 12)])  # kill -9 after a checkpoint
     write_run(root / "died-early", [log_line(2)], checkpoint=False)  # killed before its first checkpoint
-    diverged = {"event": "diverged", "step": 12, "tokens": 768, "flops": 1.2e10, "reason": "training diverged at step 12"}
+    diverged = {"event": "diverged", "step": 12, "tokens": 768, "flops": 1.2e10, "reason": "diverged at step 12"}
     write_run(root / "diverged", [log_line(s) for s in (2, 4, 6, 8, 10)] + [diverged])
     write_run(root / "ended-unsummarised", [log_line(20), eval_line(20, 4.0), {"event": "end", "step": 20}])
     extended = finished_run(root / "extended")  # finished, then --force to a longer duration, killed at step 30

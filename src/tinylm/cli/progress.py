@@ -14,7 +14,8 @@ import sys
 # Primitives that only carry out an event that has its own line (see EventLines), or the run's end,
 # which the command's summary reports.
 SILENT = {"reset_optimizer", "restart_schedule", "rebuild_model", "snapshot", "set_trainable", "set_lr_scale",
-          "grow", "truncate", "end"}
+          "grow", "truncate", "end",
+          "diverged"}  # the one-line error that follows says it (runs/execute.py logs it for `tinylm runs`)
 
 
 class TrainingProgress:
