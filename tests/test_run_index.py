@@ -132,7 +132,7 @@ def test_the_real_tiny_run_reads_as_its_summary_says(trained_run):
     assert (row["status"], row["recipe"], row["methods"]) == ("finished", "tiny", [])
     assert (row["steps"], row["tokens"], row["flops"], row["val_loss"], row["wall_s"]) == (
         summary["steps"], summary["tokens"], summary["flops"], summary["val_loss"], summary["wall_s"])
-    assert row["best_val_loss"] == min(vals) and row["problems"] == []
+    assert row["best_val_loss"] == min(vals) == summary["best_val_loss"] and row["problems"] == []
 
 
 # ------------------------------------------------------------------ the cache
@@ -156,6 +156,23 @@ def test_a_warm_listing_reads_only_the_runs_that_changed(tmp_path, monkeypatch, 
     shutil.rmtree(tmp_path / "c")  # a removed run leaves the listing and the index
     assert sorted(by_name(run_index.list_runs([tmp_path]))) == ["a", "b"]
     assert sqlite3.connect(cache).execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+
+
+def test_a_summary_that_keeps_the_best_spares_reading_the_whole_log(tmp_path, monkeypatch):
+    """Cold, a finished run's log is read from its last 16 KiB only (here its first eval, 1.0, lies before
+    them, and the summary's best, 3.0, is what counts); once the log outgrows the summary, it is read whole."""
+    run = finished_run(tmp_path / "run", steps=1200, vals=(1.0, 4.2, 4.4))
+    assert (run / "metrics.jsonl").stat().st_size > 3 * run_facts._TAIL_READ
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "best_val_loss": 3.0}))
+    assert run_index.list_runs([run]).rows[0]["best_val_loss"] == 3.0
+    (run / "summary.json").write_text(json.dumps({**summary, "best_val_loss": 3.1}))  # read again: the tail only
+    assert run_index.list_runs([run]).rows[0]["best_val_loss"] == 3.1
+    with open(run / "metrics.jsonl", "a") as f:  # continued from where the scan stopped: still the summary's
+        f.write(json.dumps(eval_line(1202, 3.5)) + "\n")
+    assert run_index.list_runs([run]).rows[0]["best_val_loss"] == 3.1
+    monkeypatch.setenv("TINYLM_CACHE", str(tmp_path / "cold"))  # a cold index, a log that outgrew its summary
+    assert run_index.list_runs([run]).rows[0]["best_val_loss"] == 1.0
 
 
 def test_a_rewritten_metrics_file_is_read_whole_again(tmp_path):

@@ -7,10 +7,12 @@ train` writes first). Its facts come from the files the index keys it by (`FINGE
 - `summary.json` (written when a session ends): complete or not, steps, tokens, FLOPs, final val loss,
   wall time, and the BLiMP mean `tinylm eval` merges into it;
 - `eval/*.json`: the BLiMP mean where the summary lacks it (a resumed session rewrites the summary);
-- `metrics.jsonl`: the best val loss (no summary keeps it), the counters of a session still writing, and
-  the last record (an `end` or `diverged` event). It is scanned as bytes, parsing only the lines that
-  matter, and incrementally: a scan remembers where it stopped, and a file that only grew (the same
-  inode: a resume replaces the file, training appends to it) is read from there on;
+- `metrics.jsonl`: the counters of a session still writing, the last record (an `end` or `diverged`
+  event), and the best val loss where the summary does not keep it (runs from before it did). Where the
+  summary keeps it and is not older than the log, only the log's last 16 KiB are read; otherwise it is
+  scanned whole, as bytes, parsing only the lines that matter. Then incrementally: a scan remembers where
+  it stopped, and a file that only grew (the same inode and the same bytes where the scan stopped: a resume
+  replaces the file, training appends to it) is read from there on;
 - `checkpoints/`: whether a checkpoint to resume from exists (its directory's mtime moves when one lands).
 
 Status, in this order:
@@ -45,6 +47,7 @@ CONFIG, METRICS, SUMMARY, EVAL, CHECKPOINTS = "config.yaml", "metrics.jsonl", "s
 FINGERPRINTED = (CONFIG, METRICS, SUMMARY)  # plus eval/*.json and the checkpoints/ directory itself
 STATUSES = ("running", "finished", "stopped", "failed")
 _STEP_DIR = re.compile(r"^step-\d+$")
+_TAIL_READ = 16384  # bytes of metrics.jsonl a cold scan reads from its end when summary.json keeps the best val loss
 _TAIL = 32  # bytes of metrics.jsonl a scan remembers where it stopped, to tell a grown file from a rewritten one
 
 
@@ -79,12 +82,13 @@ def _number(value):
     return None
 
 
-def scan_metrics(path: Path, before: dict | None = None) -> dict:
+def scan_metrics(path: Path, before: dict | None = None, tail_only: bool = False) -> dict:
     """What `metrics.jsonl` says (best and last val loss, the last record's counters and what it was: `log`
-    or an event's name), continuing `before` (a previous scan of the same file) when the file only grew."""
+    or an event's name), continuing `before` (a previous scan of the same file) when the file only grew.
+    `tail_only`: a new scan reads only the file's last lines (`start` says where it began; 0: the whole file)."""
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
-        fresh = {"ino": st.st_ino, "offset": 0, "best_val_loss": None, "val_loss": None, "step": None,
+        fresh = {"ino": st.st_ino, "continued": False, "start": 0, "offset": 0, "best_val_loss": None, "val_loss": None, "step": None,
                  "tokens": None, "flops": None, "last_record": None, "tail": ""}
         scan, data = fresh, None
         if before and before.get("ino") == st.st_ino and 0 < before.get("offset", 0) <= st.st_size:
@@ -92,10 +96,17 @@ def scan_metrics(path: Path, before: dict | None = None) -> dict:
             f.seek(before["offset"] - len(seen))
             data = f.read()
             if data[:len(seen)] == seen:
-                scan, data = dict(before), data[len(seen):]
+                scan, data = {**before, "continued": True}, data[len(seen):]
         if scan is fresh:
-            f.seek(0)
+            start = max(0, st.st_size - _TAIL_READ) if tail_only else 0
+            f.seek(start)
             data = f.read()
+            cut = data.find(b"\n") + 1 if start else 0  # a tail begins mid-line: from the next line on
+            if start and not cut:  # no whole line in the tail: read it all
+                f.seek(0)
+                data, start = f.read(), 0
+            scan["start"] = scan["offset"] = start + cut
+            data = data[cut:]
     end = data.rfind(b"\n") + 1  # a torn last line (a crash, or a write in progress) is read next time
     lines = [line for line in data[:end].split(b"\n") if line.strip()]
     for i, line in enumerate(lines):
@@ -178,10 +189,15 @@ def read_facts(run: Path, prints: dict, scan_before: dict | None = None) -> tupl
     if CONFIG in prints:
         facts.update(_recipe(run / CONFIG, problems))
     summary = _read_json(run / SUMMARY, problems) if SUMMARY in prints else {}
+    summary_best = _number(summary.get("best_val_loss"))
     scan = None
     if METRICS in prints:
         try:
-            scan = scan_metrics(run / METRICS, scan_before)
+            # summary.json keeps the best val loss: the log's last lines say the rest, unless it is older than them
+            scan = scan_metrics(run / METRICS, scan_before, tail_only=summary_best is not None)
+            if not scan["continued"] and scan["start"] and (_number(scan["step"]) or 0) > (_number(summary.get("steps"))
+                                                                                         or -1):
+                scan = scan_metrics(run / METRICS)
         except OSError as e:
             problems.append(f"{METRICS} cannot be read ({type(e).__name__})")
     scan_ = scan or {}
@@ -190,13 +206,15 @@ def read_facts(run: Path, prints: dict, scan_before: dict | None = None) -> tupl
     stale = (_number(scan_.get("step")) or 0) > (_number(summary.get("steps")) or -1)
     now = {"steps": scan_["step"], "tokens": scan_.get("tokens"), "flops": scan_.get("flops"),
            "val_loss": scan_.get("val_loss")} if stale else summary
-    best = _number(summary.get("best_val_loss"))
+    # the whole log's best when it was read whole; else the summary's and what the log says since
+    bests = [b for b in (scan_.get("best_val_loss"), None if scan_.get("start") == 0 else summary_best)
+             if b is not None]
     facts.update(
         complete=summary.get("complete") is True and not stale, ended=scan_.get("last_record") == "end",
         diverged=scan_.get("last_record") == "diverged", checkpoint=_has_checkpoint(run),
         steps=_number(now.get("steps")), total_steps=_number(summary.get("total_steps")),
         tokens=_number(now.get("tokens")), flops=_number(now.get("flops")),
-        best_val_loss=best if best is not None else scan_.get("best_val_loss"),
+        best_val_loss=min(bests) if bests else None,
         val_loss=_number(now.get("val_loss")) if _number(now.get("val_loss")) is not None else scan_.get("val_loss"),
         blimp=_blimp(run, summary, prints, problems), wall_s=_number(summary.get("wall_s")), problems=problems)
     return facts, scan

@@ -22,6 +22,7 @@ from tinylm.output_location import check_output_dir, writer_lock
 from tinylm.tracking import require_sinks
 from tinylm.train.build import build_run, foreign_run_dir
 from tinylm.train.loop import train
+from tinylm.train.metrics import best_val_loss
 from tinylm.train.recipe import Recipe
 from tinylm.rundir.serialize import write_json
 
@@ -106,6 +107,7 @@ def _execute(recipe, out_dir, resume, force, on_start, on_step, on_eval, on_even
         "steps": run.step, "total_steps": run.total_steps, "tokens": run.tokens, **run.words_field, "flops": run.flops,
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "val_loss": last.get("val_loss"), "val_ppl": last.get("val_ppl"), "loss": last.get("loss"),
+        "best_val_loss": best_val_loss(out_dir)[0],  # the lowest eval of the whole log, so no reader rescans it
         "device": str(run.device), **run.precision_choice.to_dict(),  # precision (resolved), precision_requested, why
         "processes": run.world.size, "wall_s": round(run.wall_s, 2),
         "session_wall_s": round(time.time() - started, 2),

@@ -26,7 +26,7 @@ from tinylm.runs.execute import execute
 from tinylm.runs.stats import describe
 from tinylm.train.build import run_changes
 from tinylm.train.checkpoint import latest_checkpoint
-from tinylm.train.metrics import read_metrics
+from tinylm.train.metrics import best_val_loss
 from tinylm.train.recipe import apply_overrides, recipe_from_dict
 from tinylm.rundir.serialize import write_json
 
@@ -126,18 +126,6 @@ def _state(run_dir: Path, wanted, force: bool) -> str:
     if not changed and done.exists() and json.loads(done.read_text()).get("complete"):
         return "done"
     return "resume"
-
-
-def best_val_loss(run_dir: Path) -> tuple[float | None, int | None]:
-    """(lowest validation loss any eval of the run reached, its step)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    best = (None, None)
-    if path.exists():
-        for r in read_metrics(path):
-            v = r.get("val_loss")
-            if isinstance(v, (int, float)) and math.isfinite(v) and (best[0] is None or v < best[0]):
-                best = (float(v), r.get("step"))
-    return best
 
 
 def seed_row(seed: int, recipe, run_dir: Path, summary: dict) -> dict:

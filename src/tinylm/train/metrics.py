@@ -98,3 +98,15 @@ def _write(file, data: bytes) -> None:
 def read_metrics(path: Path) -> list[dict]:
     """The records of a metrics.jsonl; a torn last line (a crash mid-write) is dropped."""
     return read_jsonl(Path(path), _FIX)
+
+
+def best_val_loss(run_dir: Path) -> tuple[float | None, int | None]:
+    """(lowest validation loss any eval of the run reached, its step): summary.json keeps it as `best_val_loss`."""
+    path = Path(run_dir) / "metrics.jsonl"
+    best = (None, None)
+    if path.exists():
+        for r in read_metrics(path):
+            v = r.get("val_loss")
+            if isinstance(v, (int, float)) and math.isfinite(v) and (best[0] is None or v < best[0]):
+                best = (float(v), r.get("step"))
+    return best
