@@ -182,7 +182,7 @@ def list_runs(dirs=(".",), index_path: Path | None = None) -> Listing:
                 else:
                     facts, scan = run_facts.read_facts(Path(path), prints, hit[2] if hit else None)
                     changed.append((path, key, facts, scan))
-                status = run_facts.status(Path(path), facts, LOCK in entries)
+                status = run_facts.status(path, facts, LOCK in entries)
                 rows.append({"run": shown, "path": path, "status": status, **facts})
         index.update(changed, [p for p in cached if p not in seen])
         return Listing(rows, [c[0] for c in changed], index.where)

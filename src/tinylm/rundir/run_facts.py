@@ -229,7 +229,7 @@ def status_at_rest(facts: dict) -> str:
     return "stopped" if facts["checkpoint"] else "failed"
 
 
-def status(run: Path, facts: dict, has_lock: bool) -> str:
+def status(run: Path | str, facts: dict, has_lock: bool) -> str:
     """The run's status now: `running` while a live process holds its lock (checked only where a lock file is)."""
     if has_lock and live_writer(run) is not None:
         return "running"
