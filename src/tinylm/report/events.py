@@ -34,6 +34,7 @@ STYLES = {
     "episode_end": Style("episode ends with the run", "H", "#7f7f7f"),
     "rollback": Style("rollback to the best snapshot", "<", "#d62728"),
     "nan_rollback": Style("non-finite loss: rolled back", "x", "#e377c2"),
+    "diverged": Style("non-finite loss: the run stopped", "X", "#d62728"),  # logged by runs/execute.py
     "reinit": Style("forget: weights re-drawn", "*", "#ff7f0e"),
     "grow_stage": Style("grow: new stage (older layers frozen)", "^", "#2ca02c"),
     "grow_phase2": Style("grow: all layers train", "^", "#98df8a"),
