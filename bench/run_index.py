@@ -71,7 +71,8 @@ def make_run(path: Path, i: int, lines: int) -> None:
             records.append({"event": "reset_optimizer", "step": step, "tokens": step * 1536, "flops": step * 6.9e10,
                             "params": 42, "all": True})
     if failed:
-        records.append({"event": "diverged", "step": done, "reason": "training diverged at step ..."})
+        records.append({"event": "diverged", "step": done, "tokens": done * 1536, "flops": done * 6.9e10,
+                        "reason": "training diverged at step ..."})
     elif not stopped:
         records.append({"event": "end", "step": steps, "val_loss": val, "val_ppl": 2.718 ** val})
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))

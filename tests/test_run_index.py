@@ -291,3 +291,17 @@ def test_a_damaged_file_is_a_note_not_the_end_of_the_listing(three_runs, capsys)
     assert main(["runs", str(three_runs), "--json"]) == 0
     out, err = capsys.readouterr()
     assert len(json.loads(out)) == 3 and "plain: summary.json cannot be read (JSONDecodeError)" in err
+
+
+def test_a_reader_that_leaves_early_ends_the_listing_quietly(three_runs, monkeypatch):
+    """`tinylm runs | head`: the pipe closes under the listing; status 0, no traceback (a BrokenPipeError is an
+    OSError too, and the full-disk clause used to see it first and re-raise it)."""
+    import io
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert main(["runs", str(three_runs)]) == 0
