@@ -6,6 +6,7 @@ Scores a run's latest checkpoint (or any checkpoint, or a transformers model dir
 the reference pipelines do: BLiMP (log-probability of each sentence after the start token;
 pseudo-log-likelihood for encoders), HellaSwag (acc and acc_norm, as lm-evaluation-harness), and
 validation loss on the training loop's own seeded windows. Results go to RUN/eval/<name>.json,
+each item's scores and verdict to RUN/eval/<name>.items.jsonl (for `tinylm compare A B --paired`),
 headline numbers into RUN/summary.json, and a table (or --json) to the terminal.
 
 `--ensemble` evaluates a direct ensemble (BabyLlama-2): the members' logits are averaged, then
@@ -129,6 +130,7 @@ def run(args) -> int:
     from tinylm.eval import report
     from tinylm.eval.ensemble import ensemble_of, load_members
     from tinylm.eval.hf_import import load_any, special_ids_for
+    from tinylm.eval.items import write_items
     from tinylm.eval.minimal_pairs import evaluate_minimal_pairs, limit_per_paradigm, read_minimal_pairs
     from tinylm.eval.multiple_choice import evaluate_hellaswag, read_hellaswag
     from tinylm.eval.scoring import Scorer, keep_freed_memory
@@ -208,8 +210,11 @@ def run(args) -> int:
         target, summary_path = report.results_target(loaded, args.out)
     written, headline = [], {}
     for task, name, r in results:
+        items = r.pop("per_item", None)  # each item's verdict: <name>.items.jsonl beside <name>.json
         r["model"] = info
         if target is not None:
+            if items is not None:  # first: a crash between the two leaves the older summary, not older items
+                written.append(str(write_items(target, name, items)))
             written.append(str(report.write_results(target, name, r)))
         headline.update(report.headline(task, name, r, run_store=task == "val" and report.is_run_store(recipe, r["store"])))
     if summary_path is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tinylm.errors import UserError
+from tinylm.eval.items import minimal_pair_records
 from tinylm.eval.jsonl import read_jsonl
 from tinylm.eval.scoring import Scorer, encode_texts
 
@@ -43,6 +44,8 @@ class MinimalPair:
     field: str
     source: str   # file name
     line: int
+    term: str = ""    # the file's linguistics_term (BLiMP's phenomenon), "" when it has none
+    index: int = 0    # the pair's place within its paradigm (0-based, file order): its id with the paradigm
 
 
 def _files(path: Path) -> list[Path]:
@@ -62,6 +65,7 @@ def _files(path: Path) -> list[Path]:
 def read_minimal_pairs(path) -> list[MinimalPair]:
     """Every good/bad pair in a JSONL file or a directory of them, whatever other fields they carry."""
     pairs = []
+    counts: dict[str, int] = defaultdict(int)
     for file in _files(path):
         for number, obj in read_jsonl(file, "minimal-pair"):
             good, bad = obj.get("sentence_good"), obj.get("sentence_bad")
@@ -73,7 +77,9 @@ def read_minimal_pairs(path) -> list[MinimalPair]:
                 raise UserError(f"{file}:{number}: an empty sentence cannot be scored; fix or remove the line")
             paradigm = obj.get("UID") or file.stem
             field = obj.get("field") or NO_FIELD
-            pairs.append(MinimalPair(good, bad, str(paradigm), FIELD_SPELLING.get(field, str(field)), file.name, number))
+            pairs.append(MinimalPair(good, bad, str(paradigm), FIELD_SPELLING.get(field, str(field)), file.name, number,
+                                     str(obj.get("linguistics_term") or ""), counts[str(paradigm)]))
+            counts[str(paradigm)] += 1
     return pairs
 
 
@@ -133,7 +139,8 @@ def sentence_logprobs(scorer: Scorer, tokenizer, special_ids: dict, sentences: l
 
 def evaluate_minimal_pairs(scorer: Scorer, tokenizer, special_ids: dict, pairs: list[MinimalPair],
                            leading_space: bool = False) -> dict:
-    """Accuracy per paradigm, per field and overall (unweighted mean over paradigms)."""
+    """Accuracy per paradigm, per field and overall (unweighted mean over paradigms), and under "per_item"
+    each pair's log-probabilities and verdict (for paired comparisons; the caller writes them apart)."""
     if not pairs:
         raise UserError("no minimal pairs to evaluate")
     started = time.perf_counter()
@@ -171,4 +178,5 @@ def evaluate_minimal_pairs(scorer: Scorer, tokenizer, special_ids: dict, pairs: 
         "fields": dict(sorted(fields.items())),
         "paradigms": dict(sorted(paradigms.items())),
         "seconds": round(seconds, 2), "pairs_per_s": round(len(pairs) / max(seconds, 1e-9), 1),
+        "per_item": minimal_pair_records(pairs, good, bad),  # RUN/eval/<name>.items.jsonl; not in <name>.json
     }

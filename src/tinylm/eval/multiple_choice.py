@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from tinylm.errors import UserError
+from tinylm.eval.items import choice_records
 from tinylm.eval.jsonl import read_jsonl
 from tinylm.eval.minimal_pairs import encoder_specials
 from tinylm.eval.scoring import Scorer, encode_texts
@@ -52,6 +53,7 @@ class ChoiceItem:
     choices: tuple[str, ...]
     gold: int
     line: int
+    index: int | str = 0  # the dataset's `ind` (JSONL) or the item's place in the file (0-based): its id
 
 
 def preprocess(text: str) -> str:
@@ -107,7 +109,7 @@ def _read_jsonl(path: Path, query_format: str) -> list[ChoiceItem]:
         ctx = obj["ctx_a"] + " " + ctx_b
         choices = _check_choices([preprocess(e) for e in obj["endings"]], where)
         items.append(ChoiceItem(preprocess(obj["activity_label"] + ": " + ctx), choices,
-                                _gold(obj["label"], where, N_ENDINGS), number))
+                                _gold(obj["label"], where, N_ENDINGS), number, obj.get("ind", len(items))))
     return items
 
 
@@ -136,7 +138,8 @@ def _read_text(path: Path, query_format: str) -> list[ChoiceItem]:
         query = preprocess(block[0])
         if query_format == "lm-eval":
             query = capitalize_last_fragment(query)
-        items.append(ChoiceItem(query, choices, _gold(gold_line, f"{path}:{start + 2}", N_ENDINGS), start + 1))
+        items.append(ChoiceItem(query, choices, _gold(gold_line, f"{path}:{start + 2}", N_ENDINGS), start + 1,
+                                len(items)))
     return items
 
 
@@ -174,7 +177,8 @@ def _encode_pairs(tokenizer, items: list[ChoiceItem]) -> tuple[list[list[int]], 
 
 
 def evaluate_hellaswag(scorer: Scorer, tokenizer, special_ids: dict, items: list[ChoiceItem]) -> dict:
-    """acc and acc_norm over ``items`` (decoders: log-likelihood; encoders: PLL of the ending)."""
+    """acc and acc_norm over ``items`` (decoders: log-likelihood; encoders: PLL of the ending), and under
+    "per_item" each item's log-likelihoods and verdicts (for paired comparisons; the caller writes them apart)."""
     if not items:
         raise UserError("no HellaSwag items to evaluate")
     started = time.perf_counter()
@@ -197,6 +201,7 @@ def evaluate_hellaswag(scorer: Scorer, tokenizer, special_ids: dict, items: list
     gold = np.array([it.gold for it in items])
     acc = (lls.argmax(1) == gold)
     acc_norm = ((lls / chars).argmax(1) == gold)
+    records = choice_records(items, lls, chars, [len(c) for c in continuations])
     seconds = time.perf_counter() - started
     return {
         "acc": float(acc.mean()), "acc_norm": float(acc_norm.mean()),
@@ -206,4 +211,5 @@ def evaluate_hellaswag(scorer: Scorer, tokenizer, special_ids: dict, items: list
         "scoring": {"method": method, "acc_norm": "log-likelihood / len(ending) in characters",
                     "truncated": truncated, "precision": scorer.precision},
         "seconds": round(seconds, 2),
+        "per_item": records,  # RUN/eval/<name>.items.jsonl; not in <name>.json
     }

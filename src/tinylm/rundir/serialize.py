@@ -106,3 +106,13 @@ def write_json(path: Path, obj, indent: int | None = 1) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=indent, sort_keys=False) + "\n")
     os.replace(tmp, path)
+
+
+def write_jsonl(path: Path, records) -> None:
+    """Atomic JSON Lines write (per-item results): one compact object per line, all or nothing."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, separators=(",", ":")) + "\n")
+    os.replace(tmp, path)
