@@ -1,4 +1,5 @@
 """`tinylm compare RUNS... [--corr METRIC METRIC] [--metrics M ...] [--x flops|steps|tokens] [--json]`
+`tinylm compare A B --paired [--resamples N] [--seed S] [--confidence C] [--json]`
 
 Puts runs side by side on their summary.json numbers (val_loss, blimp, hellaswag_acc, ...; run
 `tinylm eval` first for the benchmark ones). With --corr A B it gives Pearson's r and R² between
@@ -9,6 +10,12 @@ run has spent the reference run's compute (the incremental-training paper's figu
 the equal-compute points, also printed. A directory of runs expands to the runs in it; among
 several paths (`runs/*`), one that is not a run, such as an ensemble's eval output, is left out
 with a note.
+
+With --paired it compares two runs item by item on the per-item results `tinylm eval` wrote
+(RUN/eval/*.items.jsonl): per task (BLiMP: its mean over paradigms and each field) the accuracy
+difference B - A, an exact McNemar test on the items they disagree on, and a paired bootstrap
+interval (resampled within BLiMP paradigms). A or B may also be a folder of eval results (an older
+checkpoint's RUN/eval/step-N, an --out) or a seed study (compared seed-averaged).
 """
 
 from __future__ import annotations
@@ -28,6 +35,12 @@ def register(sub) -> None:
                    "(default: the first)")
     p.add_argument("--at", type=float, metavar="STEP", help="with --x: the reference's step (default: its last)")
     p.add_argument("--plot", metavar="FILE", help="with --x: where to draw (default: compare-<x>.png)")
+    p.add_argument("--paired", action="store_true",
+                   help="A B: item by item on the tasks both were evaluated on: accuracy B - A, exact McNemar p and "
+                        "a paired bootstrap interval (per field for BLiMP; seed studies compare seed-averaged)")
+    p.add_argument("--resamples", type=int, default=10_000, help="with --paired: bootstrap resamples (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="with --paired: the bootstrap's seed (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95, help="with --paired: interval level (default 0.95)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -41,6 +54,8 @@ def run(args) -> int:
 
     from tinylm.eval.compare import correlate, find_runs, table
 
+    if args.paired:
+        return _paired(args)
     if args.x:
         from tinylm.output_location import check_output_file
         check_output_file(args.plot or f"compare-{args.x}.png", "--plot")
@@ -102,3 +117,45 @@ def _curves(args, runs) -> int:
               f"{_fmt(e['val_loss'], 10)} {_fmt(e['hellaswag_acc'], 10)}")
     print(f"plot: {path}")
     return 0
+
+
+def _paired(args) -> int:
+    import sys
+
+    from tinylm.errors import UserError
+    from tinylm.runs.paired import compare_paired
+
+    if len(args.runs) != 2:
+        raise UserError(f"--paired compares two runs, A and B; {len(args.runs)} given: tinylm compare A B --paired")
+    if args.corr or args.x:
+        raise UserError("--paired cannot be combined with --corr or --x: run them separately")
+    result = compare_paired(*args.runs, resamples=args.resamples, seed=args.seed, confidence=args.confidence)
+    for note in result["notes"]:
+        print(f"tinylm compare: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(format_paired(result))
+    return 0
+
+
+def _side(name: str, side: dict) -> str:
+    k = len(side["members"])
+    return f"{name} = {side['path']}" + (f" ({k} seeds, averaged per item; McNemar on majority votes)" if k > 1 else "")
+
+
+def format_paired(result: dict) -> str:
+    level = f"{result['confidence']:.0%}".replace(".0%", "%")
+    lines = [f"paired comparison, B - A: {_side('A', result['a'])}; {_side('B', result['b'])}",
+             f"{result['resamples']} paired bootstrap resamples (seed {result['seed']}, percentile, BLiMP within "
+             "paradigms); b = items only A gets right, c = only B; McNemar: exact two-sided on b, c",
+             f"{'task':<16} {'metric':<22} {'n':>6} {'A':>7} {'B':>7} {'B-A':>8}  {level + ' CI':<19} {'b':>5} "
+             f"{'c':>5} {'McNemar p':>10}"]
+    for name, task in result["tasks"].items():
+        for i, r in enumerate(task["rows"]):
+            metric = ("  " + r["metric"]) if r.get("field") else r["metric"]
+            ci = f"[{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]"
+            lines.append(f"{name if i == 0 else '':<16} {metric[:22]:<22} {r['n']:>6} {r['a']:>7.4f} {r['b']:>7.4f} "
+                         f"{r['difference']:>+8.4f}  {ci:<19} {r['a_only']:>5} {r['b_only']:>5} "
+                         f"{r['mcnemar_p']:>10.4g}")
+    return "\n".join(lines)
