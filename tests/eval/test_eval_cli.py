@@ -113,13 +113,19 @@ def test_export_cli_and_import_of_the_export(trained, tmp_path, small_blimp, cap
     capsys.readouterr()  # transformers' own loading messages
     one_line_error(["export", str(trained), "--out", str(out)], "--force")
     # the exported directory evaluates like the run it came from (import path)
-    assert main(["eval", str(out), "--blimp", str(small_blimp), "--limit", "10", "--json"]) == 0
+    assert main(["eval", str(out), "--blimp", str(small_blimp), "--limit", "10", "--json",
+                 "--out", str(tmp_path / "via-hf")]) == 0
     via_hf = json.loads(capsys.readouterr().out)["results"]["blimp"]
     assert main(["eval", str(trained), "--blimp", str(small_blimp), "--limit", "10", "--json",
                  "--out", str(tmp_path / "elsewhere")]) == 0
     ours = json.loads(capsys.readouterr().out)["results"]["blimp"]
     assert via_hf["paradigms"] == ours["paradigms"]
     assert (tmp_path / "elsewhere" / "blimp.json").is_file()
+    # a transformers directory's per-item results (written where --out says) agree item by item
+    assert main(["compare", str(tmp_path / "via-hf"), str(tmp_path / "elsewhere"), "--paired", "--json",
+                 "--resamples", "100"]) == 0
+    mean = json.loads(capsys.readouterr().out)["tasks"]["blimp"]["rows"][0]
+    assert mean["n"] == 20 and (mean["difference"], mean["a_only"], mean["b_only"], mean["mcnemar_p"]) == (0, 0, 0, 1)
 
 
 def test_compare_correlation(tmp_path, capsys, one_line_error):

@@ -83,6 +83,7 @@ def test_ensemble_scores_the_mean_logits_on_every_task(two_runs, small_blimp, ti
     model = out["model"]
     assert model["ensemble"] == "mean logits" and [m["run"] for m in model["members"]] == [str(r) for r in two_runs]
     saved = json.loads((tmp_path / "ens" / "blimp.json").read_text())
+    assert len((tmp_path / "ens" / "blimp.items.jsonl").read_text().splitlines()) == 20  # per item, too
     assert saved["model"]["members"][1]["path"].startswith(str(two_runs[1]))
     assert not any((r / "eval").exists() and (r / "eval" / "blimp.json").exists() for r in two_runs)
     assert 0 <= out["results"]["blimp"]["mean"] <= 1 and out["results"]["blimp"]["pairs"] == 20

@@ -145,7 +145,7 @@ def _side(name: str, side: dict) -> str:
 
 
 def format_paired(result: dict) -> str:
-    level = f"{result['confidence']:.0%}".replace(".0%", "%")
+    level = f"{result['confidence'] * 100:g}%"
     lines = [f"paired comparison, B - A: {_side('A', result['a'])}; {_side('B', result['b'])}",
              f"{result['resamples']} paired bootstrap resamples (seed {result['seed']}, percentile, BLiMP within "
              "paradigms); b = items only A gets right, c = only B; McNemar: exact two-sided on b, c",
@@ -153,7 +153,7 @@ def format_paired(result: dict) -> str:
              f"{'c':>5} {'McNemar p':>10}"]
     for name, task in result["tasks"].items():
         for i, r in enumerate(task["rows"]):
-            metric = ("  " + r["metric"]) if r.get("field") else r["metric"]
+            metric = ("  " + r["metric"]) if r["level"] == "field" else r["metric"]
             ci = f"[{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]"
             lines.append(f"{name if i == 0 else '':<16} {metric[:22]:<22} {r['n']:>6} {r['a']:>7.4f} {r['b']:>7.4f} "
                          f"{r['difference']:>+8.4f}  {ci:<19} {r['a_only']:>5} {r['b_only']:>5} "

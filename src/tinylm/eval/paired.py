@@ -109,7 +109,9 @@ def _row(metric: str, a: np.ndarray, b: np.ndarray, va: np.ndarray, vb: np.ndarr
 def compare_task(name: str, kind: str, a_members: list[list[dict]], b_members: list[list[dict]], *,
                  labels: tuple[str, str] = ("A", "B"), resamples: int = 10_000, seed: int = 0,
                  confidence: float = 0.95) -> dict:
-    """Rows B - A for one task whose item records each side's members (seeds) hold."""
+    """Rows B - A for one task whose item records each side's members (seeds) hold: "rows" (the task's
+    metrics, level "task"; for minimal pairs then each field, level "field") and, for minimal pairs,
+    "paradigms" (each paradigm's row, from the same resamples)."""
     ids_a, ids_b = [r["id"] for r in a_members[0]], {r["id"] for r in b_members[0]}
     only_a, only_b = len(set(ids_a) - ids_b), len(ids_b - set(ids_a))
     if only_a or only_b:
@@ -132,15 +134,16 @@ def compare_task(name: str, kind: str, a_members: list[list[dict]], b_members: l
         va, vb = ma.sum(0) * 2 > len(ma), mb.sum(0) * 2 > len(mb)  # majority votes (one seed: the verdict)
         sums = stratified_bootstrap_sums(b - a, paradigm, resamples, seed)
         if kind != "minimal_pairs":
-            rows.append(_row(metric, a, b, va, vb, sums[:, 0] / len(a), np.mean, confidence))
+            rows.append({**_row(metric, a, b, va, vb, sums[:, 0] / len(a), np.mean, confidence), "level": "task"})
             continue
         means = lambda x: np.mean([x[paradigm == c].mean() for c in codes])  # noqa: E731
-        rows.append(_row("mean over paradigms", a, b, va, vb, (sums / sizes).mean(1), means, confidence))
+        rows.append({**_row("mean over paradigms", a, b, va, vb, (sums / sizes).mean(1), means, confidence),
+                     "level": "task"})
         for f in sorted(set(field.tolist())):
             inside = field == f
             cols = np.isin(codes, np.unique(paradigm[inside]))
             rows.append({**_row(f, a[inside], b[inside], va[inside], vb[inside], sums[:, cols].sum(1) / inside.sum(),
-                                np.mean, confidence), "field": True})
+                                np.mean, confidence), "level": "field"})
         for j, c in enumerate(codes):
             inside = paradigm == c
             paradigms.append({**_row(str(c), a[inside], b[inside], va[inside], vb[inside], sums[:, j] / sizes[j],
