@@ -86,13 +86,13 @@ def test_blimp_is_resampled_within_paradigms_so_the_interval_is_of_the_mean_over
 
 
 def test_seeds_are_averaged_per_item_and_mcnemar_takes_majority_votes():
-    verdicts_a = [[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]]  # 3 seeds x 4 items
+    verdicts_a = [[1, 1, 0, 1], [1, 0, 0, 1], [1, 1, 1, 0]]  # 3 seeds x 4 items
     members_a = [[{"id": str(i), "correct": bool(v)} for i, v in enumerate(vs)] for vs in verdicts_a]
     members_b = [[{"id": str(i), "correct": bool(v)} for i, v in enumerate(vs)] for vs in ([0, 1, 1, 1], [0, 1, 1, 0])]
     row = compare_task("t", "items", members_a, members_b, resamples=500)["rows"][0]
-    assert row["a"] == pytest.approx(np.mean([1, 2 / 3, 1 / 3, 0])) and row["b"] == pytest.approx(np.mean([0, 1, 1, .5]))
-    # majority votes: A = 1 1 0 0, B = 0 1 1 0 (an even split is not a majority)
-    assert (row["a_only"], row["b_only"]) == (1, 1)
+    assert row["a"] == pytest.approx(np.mean([1, 2 / 3, 1 / 3, 2 / 3])) and row["b"] == pytest.approx(np.mean([0, 1, 1, .5]))
+    # majority votes: A = right right wrong right, B = wrong right right (split): the split item is no vote
+    assert (row["a_only"], row["b_only"], row["split_votes"]) == (1, 1, 1)
 
 
 def _items_dir(path, records, name="blimp"):

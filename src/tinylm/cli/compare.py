@@ -158,4 +158,8 @@ def format_paired(result: dict) -> str:
             lines.append(f"{name if i == 0 else '':<16} {metric[:22]:<22} {r['n']:>6} {r['a']:>7.4f} {r['b']:>7.4f} "
                          f"{r['difference']:>+8.4f}  {ci:<19} {r['a_only']:>5} {r['b_only']:>5} "
                          f"{r['mcnemar_p']:>10.4g}")
+    split = [f"{name} {r['metric']} {r['split_votes']}" for name, task in result["tasks"].items()
+             for r in task["rows"] if r["level"] == "task" and r["split_votes"]]
+    if split:
+        lines.append("items whose seeds split evenly (no majority vote: in neither b nor c): " + ", ".join(split))
     return "\n".join(lines)

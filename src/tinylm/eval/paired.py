@@ -24,7 +24,9 @@ pairs) at 10,000 resamples would need 670 million indices; this needs 67 x 10,00
 Several seeds per side (a ``tinylm train --seeds`` directory) compare seed-averaged: an item's value
 is the fraction of the side's seeds that get it right; accuracies, differences and the bootstrap use
 that fraction. McNemar needs a yes/no per item, so it takes each side's majority vote (right for
-more than half of its seeds; an exact half counts as wrong) and says so.
+more than half of its seeds, wrong for fewer) and says so; an even split is no vote, so such an item
+is discordant for neither side (``split_votes`` counts them; counting a split as wrong would make an
+even number of seeds look worse than one).
 """
 
 from __future__ import annotations
@@ -96,14 +98,22 @@ def _matrix(name: str, kind: str, members: list[list[dict]], ids: list[str], lab
     return out
 
 
+def votes(verdicts: np.ndarray) -> np.ndarray:
+    """Per item, +1 when most of the (seeds, items) verdicts are right, -1 when most are wrong, 0 for an
+    even split (no vote). With one seed: the verdict itself."""
+    return np.sign(2 * verdicts.sum(0) - len(verdicts)).astype(int)
+
+
 def _row(metric: str, a: np.ndarray, b: np.ndarray, va: np.ndarray, vb: np.ndarray, sums: np.ndarray,
          reduce, confidence: float) -> dict:
-    """One line of the comparison: ``reduce`` turns per-item values (or per-stratum bootstrap sums)
-    into the reported accuracy."""
+    """One line of the comparison: ``a``, ``b`` the per-item (seed-averaged) values, ``va``, ``vb`` the
+    votes, ``sums`` the bootstrap samples of the difference; ``reduce`` turns per-item values into the
+    reported accuracy."""
     acc_a, acc_b = float(reduce(a)), float(reduce(b))
-    n_b, n_c = int((va & ~vb).sum()), int((~va & vb).sum())
+    n_b, n_c = int(((va > 0) & (vb < 0)).sum()), int(((va < 0) & (vb > 0)).sum())
     return {"metric": metric, "n": int(a.size), "a": acc_a, "b": acc_b, "difference": acc_b - acc_a,
-            "ci": interval(sums, confidence), "a_only": n_b, "b_only": n_c, "mcnemar_p": mcnemar(n_b, n_c)}
+            "ci": interval(sums, confidence), "a_only": n_b, "b_only": n_c, "mcnemar_p": mcnemar(n_b, n_c),
+            "split_votes": int(((va == 0) | (vb == 0)).sum())}
 
 
 def compare_task(name: str, kind: str, a_members: list[list[dict]], b_members: list[list[dict]], *,
@@ -131,7 +141,7 @@ def compare_task(name: str, kind: str, a_members: list[list[dict]], b_members: l
     for metric in METRICS[kind]:
         ma, mb = mats_a[metric], mats_b[metric]
         a, b = ma.mean(0), mb.mean(0)
-        va, vb = ma.sum(0) * 2 > len(ma), mb.sum(0) * 2 > len(mb)  # majority votes (one seed: the verdict)
+        va, vb = votes(ma), votes(mb)
         sums = stratified_bootstrap_sums(b - a, paradigm, resamples, seed)
         if kind != "minimal_pairs":
             rows.append({**_row(metric, a, b, va, vb, sums[:, 0] / len(a), np.mean, confidence), "level": "task"})

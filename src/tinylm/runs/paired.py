@@ -89,7 +89,8 @@ def compare_paired(a: Path, b: Path, *, resamples: int = 10_000, seed: int = 0, 
             "difference": "B - A", "resamples": resamples, "seed": seed, "confidence": confidence,
             "bootstrap": "paired percentile bootstrap; BLiMP resampled within paradigms (stratified), so its "
                          "interval is of the mean over paradigms as reported",
-            "mcnemar": MCNEMAR + ("; on each side's majority vote over its seeds" if seeds > 1 else "")
+            "mcnemar": MCNEMAR + ("; on each side's majority vote over its seeds (an even split is no vote)"
+                                  if seeds > 1 else "")
                        + "; BLiMP's mean row pools every pair",
             "seed_average": "per item, the fraction of a side's seeds that are right" if seeds > 1 else None,
             "tasks": tasks, "notes": notes}
