@@ -147,7 +147,7 @@ def test_eval_writes_every_item_beside_the_summary(two_checkpoints):
     blimp = [json.loads(line) for line in (run / "eval" / "blimp.items.jsonl").read_text().splitlines()]
     summary = json.loads((run / "eval" / "blimp.json").read_text())
     assert len(blimp) == summary["pairs"] == 60 and "per_item" not in summary
-    assert blimp[0]["id"] == "adjunct_island/0" and len({r["id"] for r in blimp}) == 60
+    assert blimp[0]["id"] == "adjunct_island_0" and len({r["id"] for r in blimp}) == 60
     first = blimp[0]
     assert (first["field"], first["linguistics_term"]) == ("syntax", "island_effects")
     assert all(r["correct"] == (r["logprob_good"] >= r["logprob_bad"]) for r in blimp)

@@ -5,8 +5,9 @@ pairs may disagree on 5 pairs or on 300. A paired comparison (``tinylm compare A
 ``eval/paired.py``) needs each item's verdict from both, matched by a stable id. So ``tinylm eval``
 writes ``<name>.items.jsonl`` beside ``<name>.json``, one line per item:
 
-* minimal pairs: ``id`` = ``<paradigm>/<index>`` (the pair's place within its paradigm, file order,
-  as BLiMP's own pairID), ``paradigm`` (the file's UID), ``field`` (as ``<name>.json`` groups it:
+* minimal pairs: ``id`` = ``<paradigm>_<index>`` (the pair's place within its paradigm, file order,
+  as BLiMP's own pairID; the id the BabyLM pipeline's predictions.json gives it), ``paradigm`` (the
+  file's UID), ``field`` (as ``<name>.json`` groups it:
   BLiMP's ``syntax_semantics`` spelled ``syntax/semantics``, as BabyLM does), ``linguistics_term``,
   ``logprob_good``, ``logprob_bad`` (PLL for encoders), ``prediction`` ("good"/"bad"), ``correct``;
 * multiple choice (HellaSwag): ``id`` = the dataset's ``ind`` (JSONL) or the item's place in the
@@ -46,7 +47,7 @@ def _unique(ids: list[str]) -> list[str]:
 
 def minimal_pair_records(pairs, good: np.ndarray, bad: np.ndarray) -> list[dict]:
     """One record per pair (see the module docstring); a tie counts as correct, as in the accuracy."""
-    ids = _unique([f"{p.paradigm}/{p.index}" for p in pairs])
+    ids = _unique([f"{p.paradigm}_{p.index}" for p in pairs])
     return [{"id": i, "paradigm": p.paradigm, "field": p.field, "linguistics_term": p.term,
              "logprob_good": g, "logprob_bad": b, "prediction": "good" if g >= b else "bad", "correct": g >= b}
             for i, p, g, b in zip(ids, pairs, np.asarray(good, dtype=float).tolist(),
