@@ -13,9 +13,16 @@ Semantics, as the reference pipelines compute them:
   files), per field (pooled over pairs, ``syntax_semantics`` spelled ``syntax/semantics`` as
   BabyLM does), and the headline: the unweighted mean over paradigms.
 
-The sentence is tokenized without a leading space (lm-evaluation-harness <= 0.3 and the BabyLM
-pipelines); ``leading_space=True`` reproduces lm-evaluation-harness >= 0.4, whose multiple-choice
-template puts its target delimiter " " before each sentence.
+Which reference each setting matches (tests/eval/test_parity.py checks both, sentence by sentence,
+within 1e-4 in fp32 on an exported model):
+
+* the default, no leading space: minicons ``IncrementalLMScorer.sequence_score(sentences,
+  reduction=lambda x: x.sum(0).item(), bos_token=True)`` (the BabyLM pipeline's call: the BOS text glued
+  to the sentence), and lm-evaluation-harness <= 0.3;
+* ``leading_space=True`` (``tinylm eval --leading-space``): lm-evaluation-harness >= 0.4, whose BLiMP
+  task has an empty context (the start token, ``prefix_token_id``) and the target delimiter " " before
+  each sentence. The two conventions give different log-probabilities and can flip pairs (on a
+  12-step model, 7.5% of 80 fixture pairs), so results are comparable only under the same one.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
   choice ``preprocess(ending)`` (``[title]`` -> ". ", other ``[...]`` removed, double spaces
   collapsed); the request is (query, " " + choice), tokenized as lm-eval's ``_encode_pair``
   (encode query and query + " " + choice; the continuation is the tail beyond the query's tokens);
-  no start token is added, because the context is not empty;
+  no start token is added, because the context is not empty (lm-eval's ``HFLM`` would add the
+  tokenizer's own special-token template here; decoder tokenizers have none, so the two agree);
 * ``acc``: argmax of the summed log-likelihood of the ending; ``acc_norm``: argmax of that sum
   divided by the ending's length in characters (without the leading space). Two numbers, both
   always reported, never mixed.
