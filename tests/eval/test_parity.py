@@ -318,3 +318,16 @@ def test_eval_lm_eval_mistakes_are_one_line(trained_run, tasks, tmp_path, one_li
     one_line_error(["eval", run, "--lm-eval", "parity_generate", "--lm-eval-include", str(tasks), "--out",
                     str(tmp_path / "gen")], "generates text")
     assert not (tmp_path / "gen").exists() or not any((tmp_path / "gen").iterdir())
+
+
+def test_the_adapter_refuses_what_lm_eval_cannot_score():
+    """Checked when the model is loaded, before any task is scored."""
+    from types import SimpleNamespace
+
+    from tinylm.errors import UserError
+    from tinylm.eval.lm_eval_model import TinylmLM
+
+    with pytest.raises(UserError, match="bert-run is an encoder; lm-evaluation-harness tasks score causal"):
+        TinylmLM(SimpleNamespace(kind="encoder"), None, {"eos": 0, "cls": 1}, name="bert-run")
+    with pytest.raises(UserError, match="neither a BOS nor an EOS"):
+        TinylmLM(SimpleNamespace(kind="decoder"), None, {"pad": 0}, name="odd")

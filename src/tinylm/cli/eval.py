@@ -174,6 +174,7 @@ def run(args) -> int:
     progress = _Progress(enabled=not args.quiet and not args.json)
     scorer = Scorer.for_models([m.model for m in members], precision=args.precision, batch_tokens=args.batch_tokens,
                                compile=args.compile, pad_id=int(specials.get("pad", 0)), progress=progress)
+    lm_eval_model = harness.adapter(scorer, tokenizer, specials, args.model or "ensemble") if lm_eval_plan else None
     recipe = None
     if loaded.run_dir is not None and (Path(loaded.run_dir) / "config.yaml").is_file():
         from tinylm.train.build import recipe_for_run
@@ -197,8 +198,7 @@ def run(args) -> int:
                                 recipe=recipe, windows=args.val_windows, seq_len=args.val_seq_len)
             results.append(("val", "val", r))
         if lm_eval_plan is not None:
-            results += harness.run(lm_eval_plan, scorer, tokenizer, specials, limit=args.limit,
-                                   name=args.model or "ensemble")
+            results += harness.run(lm_eval_plan, lm_eval_model, limit=args.limit)
     finally:
         progress.close()
 

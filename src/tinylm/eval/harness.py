@@ -138,13 +138,19 @@ def _metrics(raw: dict) -> dict:
     return out
 
 
-def run(plan: Plan, scorer, tokenizer, special_ids: dict, limit: int | None = None,
-        name: str = "tinylm") -> list[tuple[str, str, dict]]:
-    """Score every task of ``plan``; ``(kind "lm-eval", result name, result)`` per task and group."""
-    evaluator = require("lm_eval.evaluator", FEATURE)
+def adapter(scorer, tokenizer, special_ids: dict, name: str = "tinylm"):
+    """The model as lm-eval sees it; an encoder (or a tokenizer without BOS/EOS) is refused here, before
+    any scoring."""
     from tinylm.eval.lm_eval_model import TinylmLM
 
-    lm = TinylmLM(scorer, tokenizer, special_ids, name=name)
+    return TinylmLM(scorer, tokenizer, special_ids, name=name)
+
+
+def run(plan: Plan, lm, limit: int | None = None) -> list[tuple[str, str, dict]]:
+    """Score every task of ``plan`` with ``lm`` (``adapter``); ``("lm-eval", result name, result)`` per task
+    and group."""
+    evaluator = require("lm_eval.evaluator", FEATURE)
+    scorer = lm.scorer
     logging.getLogger("lm_eval").setLevel(max(logging.WARNING, logging.getLogger("lm_eval").level))
     try:
         out = evaluator.simple_evaluate(model=lm, tasks=plan.tasks, task_manager=plan.manager, limit=limit,
