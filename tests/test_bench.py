@@ -66,3 +66,9 @@ def test_run_index_bench_lists_every_run_it_made_and_rereads_only_the_touched():
     r = _run("run_index.py", "--runs", "20", "--lines", "20", "--touch", "3", "--repeat", "1")
     assert (r["listed"], r["cold_runs_read"], r["warm_runs_read"], r["after_touch_runs_read"]) == (20, 20, 0, 3)
     assert {"cold_s", "warm_s", "after_touch_s", "subprocess_warm_s", "index_bytes"} <= set(r)
+
+
+def test_lm_eval_adapter_bench_prints_both_rates_and_their_agreement(fixtures):
+    r = _run("lm_eval_adapter.py", "--spec", "L1-2-16x2", "--blimp", str(fixtures / "blimp" / "npi_present_1.jsonl"))
+    assert r["requests"] == 80 and r["tinylm_adapter_requests_per_s"] > 0 and r["hflm_requests_per_s"] > 0
+    assert r["max_abs_loglikelihood_diff"] <= 1e-4
