@@ -17,6 +17,7 @@ from torch import nn
 from tinylm.errors import UserError
 from tinylm.models.base import TinyLM
 from tinylm.models.config import ModelConfig
+from tinylm.models.kv_cache import KVCache, LayerCache
 from tinylm.models.layers import MLP, Attention, RotaryEmbedding, make_norm, padding_mask
 
 
@@ -33,8 +34,8 @@ class DecoderBlock(nn.Module):
         self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
-                mask: torch.Tensor | None) -> torch.Tensor:
-        attn_out = self.drop(self.attn(self.attn_norm(x), rope, mask))
+                mask: torch.Tensor | None, cache: LayerCache | None = None) -> torch.Tensor:
+        attn_out = self.drop(self.attn(self.attn_norm(x), rope, mask, cache))
         if self.parallel:  # GPT-NeoX: both branches read the same input
             return x + attn_out + self.drop(self.mlp(self.mlp_norm(x)))
         x = x + attn_out
@@ -64,28 +65,44 @@ class Decoder(TinyLM):
     def _make_block(self) -> nn.Module:
         return DecoderBlock(self.config)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def new_cache(self) -> KVCache:
+        """An empty key/value cache for decoding (see ``forward``'s ``cache``)."""
+        return KVCache(len(self.layers), self.config.max_seq_len)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
         """Logits for ``input_ids`` (B, T).
 
         ``attention_mask`` (B, T) of 1 (token) / 0 (padding) keeps real positions from attending to
         padding; positions are always 0..T-1 (right padding gives the unpadded results exactly).
+        With a ``cache`` (from ``new_cache``; decoding only, no padding) ``input_ids`` are the
+        positions after those the cache holds: they are read at positions ``cache.length ..`` and
+        appended to it.
         """
         T = input_ids.shape[1]
-        if T > self.config.max_seq_len:
+        start = 0 if cache is None else cache.length
+        if start + T > self.config.max_seq_len:
             raise UserError(
-                f"sequence of {T} tokens is longer than the model's max_seq_len "
+                f"sequence of {start + T} tokens is longer than the model's max_seq_len "
                 f"({self.config.max_seq_len}); shorten the windows or raise max_seq_len"
             )
+        if cache is not None and attention_mask is not None:
+            raise ValueError("a decoding cache takes unpadded input: pass no attention_mask with it")
         x = self.embed_tokens(input_ids)
         if self.embed_scale != 1.0:
             x = x * self.embed_scale
         if self.embed_positions is not None:
-            x = x + self.embed_positions.weight[:T]
+            x = x + self.embed_positions.weight[start:start + T]
         x = self.drop(x)
-        rope = (self.rotary.cos[:T], self.rotary.sin[:T]) if self.rotary is not None else None
+        rope = (self.rotary.cos[start:start + T], self.rotary.sin[start:start + T]) if self.rotary is not None else None
         mask = padding_mask(attention_mask, causal=True) if attention_mask is not None else None
-        for layer in self.layers:
-            x = layer(x, rope, mask)
+        if cache is None:
+            for layer in self.layers:
+                x = layer(x, rope, mask)
+        else:
+            for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
+                x = layer(x, rope, mask, layer_cache)
+            cache.advance(T)
         x = self.norm(x)
         if self.lm_head is not None:
             return self.lm_head(x)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tinylm.models.config import ModelConfig
+from tinylm.models.kv_cache import LayerCache, cached_attention_mask
 
 # On the CPU in bf16/fp16, attention runs as two matmuls (see `matmul_attention`); a switch for benchmarks.
 CPU_MATMUL_ATTENTION = True
@@ -154,7 +155,8 @@ class Attention(nn.Module):
     """Multi-head / grouped-query self-attention with a fused qkv projection.
 
     ``mask`` is None (then ``causal`` picks is_causal, which keeps the flash kernel) or a boolean
-    (B, 1, T, T) or (B, 1, 1, T) tensor where True means "may attend".
+    (B, 1, T, T) or (B, 1, 1, T) tensor where True means "may attend". With a ``cache`` (decoding
+    only) the new keys and values are appended to it and the queries read every cached position.
     """
 
     def __init__(self, config: ModelConfig, causal: bool):
@@ -168,7 +170,7 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(q_dim, config.d_model, bias=config.attn_bias)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None,
-                mask: torch.Tensor | None) -> torch.Tensor:
+                mask: torch.Tensor | None, cache: LayerCache | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         q, k, v = self.qkv_proj(x).split(self.split, dim=-1)
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
@@ -176,12 +178,18 @@ class Attention(nn.Module):
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        causal = self.causal
+        if cache is not None:  # decoding: the queries read every position the cache holds
+            k, v = cache.update(k, v)
+            causal = T > 1 and k.shape[-2] == T  # a prefill into an empty cache is plain causal attention
+            if not causal:
+                mask = cached_attention_mask(T, k.shape[-2], x.device)
         dropout = self.dropout if self.training else 0.0
         if CPU_MATMUL_ATTENTION and x.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
             n_rep = self.n_heads // self.n_kv_heads
             if n_rep > 1:
                 k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
-            y = matmul_attention(q, k, v, mask, self.causal, dropout)
+            y = matmul_attention(q, k, v, mask, causal, dropout)
             return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
         extra = {}
         if self.n_kv_heads != self.n_heads:
@@ -192,7 +200,7 @@ class Attention(nn.Module):
                 k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=dropout,
-            is_causal=self.causal and mask is None, **extra,
+            is_causal=causal and mask is None, **extra,
         )
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
 
