@@ -1,4 +1,5 @@
-"""Sampling from a decoder: greedy is argmax, seeds reproduce, the window is cropped, EOS stops."""
+"""Sampling from a decoder: greedy is argmax, seeds reproduce, the window is cropped, EOS stops, top-p keeps the
+nucleus, samples have their own seeds, the cache is read one token at a time, text streams whole characters."""
 
 import pytest
 import torch
@@ -6,7 +7,8 @@ from torch import nn
 
 from tinylm.data.tokenizer import load_tokenizer, special_ids
 from tinylm.errors import UserError
-from tinylm.eval.generation import generate
+from tinylm.eval.generation import generate, nucleus
+from tinylm.eval.text_stream import TextStream
 from tinylm.models import build_model, resolve_model_config
 
 PROMPT = "Alice was beginning to get very tired"
@@ -166,7 +168,113 @@ def test_an_encoder_is_refused(tokenizer):
 @pytest.mark.parametrize("settings, match", [({"max_new_tokens": -1}, "new tokens"),
                                              ({"temperature": -0.5}, "temperature"),
                                              ({"temperature": float("nan")}, "temperature"),
-                                             ({"top_k": 0}, "top-k")])
+                                             ({"temperature": float("inf")}, "temperature"),
+                                             ({"top_k": 0}, "top-k"),
+                                             ({"top_p": 0.0}, "top-p"),
+                                             ({"top_p": 1.01}, "top-p"),
+                                             ({"top_p": float("nan")}, "top-p"),
+                                             ({"num_samples": 0}, "samples")])
 def test_bad_settings_are_refused(tokenizer, settings, match):
     with pytest.raises(UserError, match=match):
         generate(tiny_decoder(tokenizer.get_vocab_size()), tokenizer, [PROMPT], **settings)
+
+
+def test_the_nucleus_is_the_smallest_set_of_likeliest_tokens_reaching_p():
+    probs = torch.tensor([0.15, 0.5, 0.05, 0.3])
+
+    def kept(p):
+        return nucleus(probs, p).nonzero().flatten().tolist()
+    assert kept(0.5) == [1] and kept(0.2) == [1]  # the likeliest alone reaches p
+    assert kept(0.8) == [1, 3] and kept(0.81) == [0, 1, 3] and kept(1.0) == [0, 1, 2, 3]
+    assert torch.equal(nucleus(probs, 0.8)[[1, 3]], probs[[1, 3]])  # the kept keep their probabilities
+
+
+def test_top_p_draws_only_within_the_nucleus(tokenizer, eos):
+    model = tiny_decoder(tokenizer.get_vocab_size()).eval()
+    [out] = generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=2.0, top_p=0.5, seed=0)
+    ids = [eos] + tokenizer.encode(PROMPT).ids
+    with torch.no_grad():
+        for token in out.ids:
+            probs = torch.softmax(model(torch.tensor([ids]))[0, -1] / 2.0, -1)
+            assert nucleus(probs, 0.5)[token] > 0
+            ids.append(token)
+    unrestricted = generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=2.0, seed=0)[0].ids
+    assert unrestricted != out.ids  # the nucleus changed something
+    assert generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=2.0, top_p=1.0, seed=0)[0].ids \
+        == unrestricted  # p = 1 keeps every token: the same draws
+    greedy = generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=0)[0].ids
+    assert generate(model, tokenizer, [PROMPT], max_new_tokens=15, top_p=1e-9, seed=0)[0].ids == greedy
+
+
+def test_each_sample_has_its_own_reproducible_seed(tokenizer):
+    model = tiny_decoder(tokenizer.get_vocab_size())
+    three = generate(model, tokenizer, [PROMPT, "Tom said"], max_new_tokens=8, temperature=1.0, seed=4, num_samples=3)
+    assert [(c.prompt, c.sample) for c in three] == [(p, s) for p in (PROMPT, "Tom said") for s in range(3)]
+    assert len({tuple(c.ids) for c in three}) == 6  # no two continuations share their draws
+    one = generate(model, tokenizer, [PROMPT, "Tom said"], max_new_tokens=8, temperature=1.0, seed=4)
+    assert [c.ids for c in one] == [three[0].ids, three[3].ids]  # sample 0 is the single sample
+    two = generate(model, tokenizer, [PROMPT], max_new_tokens=8, temperature=1.0, seed=4, num_samples=2)
+    assert [c.ids for c in two] == [three[0].ids, three[1].ids]  # a sample does not depend on how many were asked
+    other_seed = generate(model, tokenizer, [PROMPT], max_new_tokens=8, temperature=1.0, seed=5, num_samples=3)
+    assert not {tuple(c.ids) for c in other_seed} & {tuple(c.ids) for c in three[:3]}
+
+
+def test_the_cache_reads_the_prompt_once_then_one_token_a_step(tokenizer, eos):
+    model = tiny_decoder(tokenizer.get_vocab_size()).eval()
+    widths = []
+    model.register_forward_pre_hook(lambda module, args: widths.append(args[0].shape[1]))
+    [out] = generate(model, tokenizer, [PROMPT], max_new_tokens=6, temperature=0)
+    assert widths == [1 + len(tokenizer.encode(PROMPT).ids)] + [1] * 5
+    assert out.ids == greedy_reference(model, [eos] + tokenizer.encode(PROMPT).ids, 6, eos, window=64)
+
+
+@pytest.mark.parametrize("flavour", ["llama", "gpt2"])
+def test_past_the_window_the_cache_gives_way_to_recomputing_the_latest_window(tokenizer, eos, flavour):
+    model = tiny_decoder(tokenizer.get_vocab_size(), max_seq_len=16, flavour=flavour).eval()
+    prompt_ids = [eos] + tokenizer.encode(PROMPT).ids
+    assert len(prompt_ids) < 12
+    [out] = generate(model, tokenizer, [PROMPT], max_new_tokens=12, temperature=0, window=12)
+    assert out.ids == greedy_reference(model, prompt_ids, 12, eos, window=12)
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def begin(self, prompt, sample):
+        self.events.append(("begin", prompt, sample))
+
+    def write(self, piece):
+        self.events.append(("write", piece))
+
+    def end(self, continuation):
+        self.events.append(("end", continuation))
+
+
+def test_the_sink_gets_each_continuation_piece_by_piece(tokenizer):
+    model = tiny_decoder(tokenizer.get_vocab_size())
+    sink = Recorder()
+    outs = generate(model, tokenizer, [PROMPT, "Tom said"], max_new_tokens=7, seed=1, num_samples=2, sink=sink)
+    begins = [e[1:] for e in sink.events if e[0] == "begin"]
+    assert begins == [(PROMPT, 0), (PROMPT, 1), ("Tom said", 0), ("Tom said", 1)]
+    assert [e[1] for e in sink.events if e[0] == "end"] == outs
+    texts, current = [], None
+    for event in sink.events:
+        if event[0] == "begin":
+            current = []
+        elif event[0] == "write":
+            current.append(event[1])
+        else:
+            texts.append(current)
+    assert ["".join(pieces) for pieces in texts] == [o.text for o in outs]
+    assert all(len([p for p in pieces if p]) >= 2 for pieces in texts)  # streamed, not written at the end
+
+
+def test_streamed_text_never_splits_a_character(tokenizer):
+    text = " café 🙂 naïve 日本語 ok"
+    ids = tokenizer.encode(text).ids
+    stream = TextStream(tokenizer)
+    pieces = [stream.push(i) for i in ids] + [stream.finish()]
+    assert "".join(pieces) == tokenizer.decode(ids) == text
+    assert not any("\ufffd" in p for p in pieces)
+    assert pieces.count("") >= 3  # the emoji and the CJK characters span several byte tokens each
