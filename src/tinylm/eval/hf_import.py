@@ -100,7 +100,7 @@ def _load_hf_dir(tf, path: Path, device):
     cfg = read_json(path / "config.json", "it is not a readable transformers config: re-save the model with "
                     "save_pretrained(DIR)")
     check_safetensors_only(path)
-    tokenizer_path, specials = _tokenizer(tf, path)
+    tokenizer_path, specials = tokenizer_file(tf, path)
     try:
         hf_model = _auto_class(tf, cfg.get("model_type", "")).from_pretrained(
             str(path), local_files_only=True, use_safetensors=True)  # never a fallback to pytorch_model.bin
@@ -111,7 +111,7 @@ def _load_hf_dir(tf, path: Path, device):
     return LoadedModel(model, path, None, tokenizer_path, specials, cfg.get("_name_or_path") or path.name)
 
 
-def _tokenizer(tf, path: Path) -> tuple[Path, dict]:
+def tokenizer_file(tf, path: Path) -> tuple[Path, dict]:
     """The directory's tokenizer.json (written to the cache from a slow tokenizer's files if needed)
     and the roles of its special tokens, as transformers' tokenizer declares them."""
     try:
