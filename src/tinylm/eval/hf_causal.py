@@ -79,13 +79,15 @@ def load_hf_causal(path, device: str = "cpu"):
     from tinylm.eval.hf_import import check_safetensors_only, quiet_transformers, tokenizer_file
     from tinylm.runs.load import LoadedModel
 
+    from safetensors import SafetensorError
+
     path = Path(path).expanduser()
     check_safetensors_only(path)
     with quiet_transformers() as tf:
         tokenizer_path, specials = tokenizer_file(tf, path)
         try:
             hf_model = tf.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
-        except (OSError, ValueError, KeyError, ImportError) as e:
+        except (OSError, ValueError, KeyError, ImportError, SafetensorError) as e:
             raise UserError(f"transformers cannot load {path} as a causal language model "
                             f"({str(e).splitlines()[0]}); give a directory of a decoder saved with "
                             "save_pretrained(DIR)") from e
