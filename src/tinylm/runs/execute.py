@@ -19,6 +19,7 @@ import torch
 from tinylm.disk_space import disk_space
 from tinylm.errors import TrainingDiverged
 from tinylm.output_location import check_output_dir, writer_lock
+from tinylm.runs.closing_sample import closing_sample
 from tinylm.tracking import require_sinks
 from tinylm.train.build import build_run, foreign_run_dir
 from tinylm.train.loop import train
@@ -115,6 +116,9 @@ def _execute(recipe, out_dir, resume, force, on_start, on_step, on_eval, on_even
     if not trains:  # nothing trained now: the times stay those of the sessions that did
         summary["wall_s"] = last.get("wall_s", round(run.wall_before, 2))
         summary["session_wall_s"] = last.get("session_wall_s")
+    sample = closing_sample(run, out_dir) if trains and run.ended and run.world.is_main else before.get("sample")
+    if sample is not None:  # a few words the model writes (decoders): runs/closing_sample.py
+        summary["sample"] = sample
     if run.world.is_main:
         write_json(Path(out_dir) / "summary.json", summary)
     run.metrics.close()
