@@ -72,3 +72,11 @@ def test_lm_eval_adapter_bench_prints_both_rates_and_their_agreement(fixtures):
     r = _run("lm_eval_adapter.py", "--spec", "L1-2-16x2", "--blimp", str(fixtures / "blimp" / "npi_present_1.jsonl"))
     assert r["requests"] == 80 and r["tinylm_adapter_requests_per_s"] > 0 and r["hflm_requests_per_s"] > 0
     assert r["max_abs_loglikelihood_diff"] <= 1e-4
+
+
+def test_generate_speed_compares_the_cached_loop_with_transformers_on_the_same_tokens():
+    out = _run("generate_speed.py", "--configs", "tiny", "--rounds", "1", "--new-tokens", "6", "--prompt-tokens", "4")
+    [row] = out["results"]
+    assert {"tinylm_tokens_per_s", "transformers_tokens_per_s", "tinylm_no_cache_tokens_per_s", "ratio",
+            "cache_speedup"} <= set(row)
+    assert row["same_tokens"] is True and row["new_tokens"] == 6
