@@ -2,6 +2,7 @@
 on the exported model; a transformers directory generated from by transformers itself; streaming, fill-mask,
 and the one-line refusals. Never touches the network."""
 
+import contextlib
 import io
 import json
 import os
@@ -64,9 +65,7 @@ def exported(tmp_path_factory):
 
 
 def run_cli(argv):
-    out = io.StringIO()
-    err = io.StringIO()
-    import contextlib
+    out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
     return code, out.getvalue(), err.getvalue()
