@@ -94,8 +94,8 @@ def run_child(kill, argv, env) -> subprocess.CompletedProcess:
 def outcome(out: Path):
     from safetensors.torch import load_file
 
-    from tinylm.train.checkpoint import latest_checkpoint
-    from tinylm.train.metrics import read_metrics
+    from tinylm.rundir.checkpoints import latest_checkpoint
+    from tinylm.rundir.metrics import read_metrics
 
     metrics = [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(out / "metrics.jsonl")]
     summary = {k: v for k, v in json.loads((out / "summary.json").read_text()).items() if k not in TIMING}

@@ -22,7 +22,7 @@ import numpy as np
 
 from tinylm.data import RandomShiftChunks, RandomWindows, SequentialEpochs
 from tinylm.data.words_seen import WordsSeen
-from tinylm.train.batches import WindowBatches
+from tinylm.data.batches import WindowBatches
 
 SAMPLERS = {"windows": RandomWindows, "chunks": RandomShiftChunks, "epochs": SequentialEpochs}
 

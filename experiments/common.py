@@ -7,8 +7,8 @@ import statistics
 from pathlib import Path
 
 from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.checkpoints import latest_checkpoint
+from tinylm.rundir.metrics import read_metrics
 from tinylm.train.recipe import recipe_from_dict
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # this project's public data

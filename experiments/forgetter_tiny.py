@@ -86,7 +86,7 @@ def main() -> None:
 
 
 def _sleeps(run_dir: Path) -> list:
-    from tinylm.train.metrics import read_metrics
+    from tinylm.rundir.metrics import read_metrics
     return [{"step": r["step"], "sleep": r.get("sleep"), "val_loss": r.get("val_loss")}
             for r in read_metrics(run_dir / "metrics.jsonl") if r.get("event") == "episode_end"]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from common import mean_std, parallel_map, run_recipe
 
 from tinylm.runs.adaptation import adapt
-from tinylm.runs.curves import curve, steps_to_reach
+from tinylm.rundir.curves import curve, steps_to_reach
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpora"
 

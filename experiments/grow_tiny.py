@@ -67,7 +67,7 @@ def main() -> None:
     parallel_map(run_recipe, todo, args.jobs)  # the loop below reads the finished runs
 
     from tinylm.eval.compare import compute_curves
-    from tinylm.runs.curves import value_at
+    from tinylm.rundir.curves import value_at
     rows = {arm: [] for arm in arms}
     curves = {arm: [] for arm in arms}
     for seed in range(args.seeds):

@@ -252,7 +252,7 @@ def resumes_exactly(tmp_path):
         from safetensors.torch import load_file
 
         from tinylm.runs.execute import execute
-        from tinylm.train.checkpoint import latest_checkpoint
+        from tinylm.rundir.checkpoints import latest_checkpoint
 
         straight, resumed = tmp_path / "straight", tmp_path / "resumed"
         execute(recipe, straight)

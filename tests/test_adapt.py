@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from tinylm.cli.main import main
 from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
+from tinylm.rundir.checkpoints import latest_checkpoint
 from tinylm.train.recipe import load_recipe
 
 

@@ -7,7 +7,7 @@ import pytest
 from tinylm.cli.progress import EventLines, TrainingProgress
 from tinylm.methods import build_methods
 from tinylm.train.loop import train
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.metrics import read_metrics
 
 
 def _lines(make_run, tmp_path, methods, steps, evaluate=None, **train_section):

@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tinylm.cache import cache_dir
 from tinylm.precision import cpu_capability, resolve_precision, torch_dtype
 
 AFTER_HEAD = ("mlm_bias", "pooler.", "classifier.")  # used after (or beside) the output matmul, never below it
@@ -162,7 +163,7 @@ def equal_compute_points(reference: list[tuple[float, float]], curves: dict[str,
                          at_step: float | None = None) -> dict:
     """For each run, the step at which its cumulative FLOPs equal the reference's at `at_step`.
 
-    `reference` and `curves` are (step, flops) curves (`tinylm.runs.curves.flops_curve`); `at_step`
+    `reference` and `curves` are (step, flops) curves (`tinylm.rundir.curves.flops_curve`); `at_step`
     defaults to the reference's last step. A run that never gets there has `step: None`.
     """
     at = max(s for s, _ in reference) if at_step is None else at_step
@@ -178,8 +179,7 @@ def equal_compute_points(reference: list[tuple[float, float]], curves: dict[str,
 
 # -- MFU ----------------------------------------------------------------------------------------------
 def peak_cache_file() -> Path:
-    root = Path(os.environ.get("TINYLM_CACHE", Path.home() / ".cache" / "tinylm"))
-    return root / "peak_flops.json"
+    return cache_dir() / "peak_flops.json"
 
 
 def device_key(device: torch.device, precision: str = "auto") -> str:

@@ -18,6 +18,7 @@ Beneath train and eval (like compute.py): it knows devices, not runs, except `ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from dataclasses import dataclass
@@ -52,6 +53,14 @@ class PrecisionChoice:
 def torch_dtype(precision: str) -> torch.dtype:
     """The dtype a resolved precision computes in (fp32 for anything else)."""
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 / fp16 autocast on `device` in a resolved precision; none in fp32. Training's forward,
+    its teachers' and validation's all enter it, so they compute alike."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch_dtype(precision))
 
 
 def native_bf16(device: torch.device | str) -> tuple[bool, str]:

@@ -79,7 +79,7 @@ def test_a_store_without_word_counts_still_loads_and_says_so(tmp_path, line_stor
 
 def test_an_mlm_epoch_counts_every_word_of_the_split_once(tiny_bert_store):
     """Encoders read documents (long ones in pieces, without their [SEP]): one epoch is every word, exactly."""
-    from tinylm.train.batches import training_batches
+    from tinylm.data.batches import training_batches
     from tinylm.train.recipe import recipe_from_dict
 
     store = TokenStore.open(tiny_bert_store)

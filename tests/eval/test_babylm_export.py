@@ -23,9 +23,8 @@ def exported(words_runs, fixtures, tmp_path_factory):
 def test_every_words_checkpoint_and_main_load_with_auto_classes_and_give_our_logits(exported):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tinylm.rundir.checkpoints import state_summary
-    from tinylm.runs.load import load_model
-    from tinylm.train.checkpoint import latest_checkpoint
+    from tinylm.loading import load_model
+    from tinylm.rundir.checkpoints import latest_checkpoint, state_summary
 
     run, out, _ = exported
     table = state_summary(latest_checkpoint(run))["word_checkpoints"]
@@ -68,7 +67,7 @@ def test_the_card_cites_the_papers_of_the_recipes_methods(exported, tmp_path):
 def test_blimp_predictions_are_the_pipelines_format_and_agree_with_our_scoring(exported):
     from tinylm.eval.hf_import import special_ids_for
     from tinylm.eval.scoring import Scorer
-    from tinylm.runs.load import load_model
+    from tinylm.loading import load_model
 
     run, out, blimp = exported
     path = out / "results" / out.name / "main" / "zero_shot" / "causal" / "blimp" / "blimp_fast" / "predictions.json"

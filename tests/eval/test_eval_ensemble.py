@@ -109,7 +109,7 @@ def test_blimp_of_an_ensemble_uses_mean_logits(two_runs, small_blimp, capsys, tm
 
 def test_ensemble_mistakes_are_one_line(two_runs, small_blimp, tmp_path, one_line_error):
     other = tmp_path / "neox"
-    from tinylm.train.checkpoint import latest_checkpoint
+    from tinylm.rundir.checkpoints import latest_checkpoint
     shutil.copytree(latest_checkpoint(two_runs[1]), other)
     shutil.copyfile(package_file("assets", "tokenizers", "gpt-neox-20b", "tokenizer.json"), other / "tokenizer.json")
     blimp = ["--blimp", str(small_blimp)]

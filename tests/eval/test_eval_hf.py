@@ -22,7 +22,7 @@ from tinylm.eval.hf_import import load_any  # noqa: E402
 from tinylm.eval.minimal_pairs import read_minimal_pairs, sentence_logprobs  # noqa: E402
 from tinylm.eval.scoring import Scorer  # noqa: E402
 from tinylm.models import ModelConfig, build_model  # noqa: E402
-from tinylm.runs.load import load_model  # noqa: E402
+from tinylm.loading import load_model  # noqa: E402
 
 FLAVOURS = {  # flavour -> (tokenizer, extra config)
     "llama": ("bpe", dict(n_kv_heads=2, pad_token_id=0)),

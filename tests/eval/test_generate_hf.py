@@ -22,7 +22,7 @@ from tinylm.data.tokenizer import load_tokenizer, special_ids, vocab_size  # noq
 from tinylm.eval.export import export_hf  # noqa: E402
 from tinylm.eval.generation import generate  # noqa: E402
 from tinylm.models import ModelConfig, build_model  # noqa: E402
-from tinylm.runs.load import load_model  # noqa: E402
+from tinylm.loading import load_model  # noqa: E402
 
 PROMPT = "Alice was beginning to get very tired of sitting by her sister"
 NEW = 24

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from tinylm.cli.main import main
-from tinylm.train.checkpoint import latest_checkpoint
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.checkpoints import latest_checkpoint
+from tinylm.rundir.metrics import read_metrics
 
 TIMING = {"tokens_per_s", "data_s", "compute_s", "memory_mb", "flops_per_s", "mfu", "wall_s", "session_wall_s"}
 

@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from tinylm.cli.main import main
 from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.checkpoints import latest_checkpoint
+from tinylm.rundir.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 
 TIMING = {"tokens_per_s", "data_s", "compute_s", "memory_mb", "flops_per_s", "mfu", "wall_s", "session_wall_s"}
@@ -65,7 +65,7 @@ def kill_at(monkeypatch, target, name, when=lambda *a, **k: True):
     monkeypatch.setattr(target, name, killer)
 
 
-def _final_eval(run):
+def _final_eval(run, *_):
     return run.step == run.total_steps
 
 
@@ -80,7 +80,7 @@ def test_a_run_killed_after_its_last_checkpoint_finishes_on_resume(window, tiny_
     recipe = load_recipe(str(path), overrides)
     execute(recipe, tmp_path / "straight")
     if window == "before-final-eval":
-        kill_at(monkeypatch, loop, "evaluate", _final_eval)
+        kill_at(monkeypatch, loop, "_eval", _final_eval)
     elif window == "before-end-event":  # the final eval line is written, the end event not
         kill_at(monkeypatch, loop.distributed, "gather_digests")
     else:

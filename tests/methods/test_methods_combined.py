@@ -4,7 +4,7 @@ is refused."""
 import pytest
 
 from tinylm.cli.main import main
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 from tinylm.train.run import Run
 

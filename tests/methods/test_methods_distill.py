@@ -17,9 +17,9 @@ from tinylm.methods.distill import distill_kl, distill_kl_top_k
 from tinylm.methods.teacher_cache import TeacherCache
 from tinylm.package_files import package_file
 from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
+from tinylm.rundir.checkpoints import latest_checkpoint
 from tinylm.train.objective import Objective, lm_loss
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 
 

@@ -11,7 +11,7 @@ from tinylm.cli.main import main
 from tinylm.errors import UserError
 from tinylm.methods import build_methods
 from tinylm.train.loop import train, train_step
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.metrics import read_metrics
 from tinylm.train.recipe import load_recipe, recipe_from_dict
 from tinylm.train.run import Run
 

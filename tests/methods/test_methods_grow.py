@@ -9,9 +9,9 @@ import torch
 from tinylm.errors import UserError
 from tinylm.methods import build_methods
 from tinylm.methods.grow_plan import plan_flops, stage_layout
-from tinylm.train.checkpoint import read_model_config
+from tinylm.rundir.checkpoints import read_model_config
 from tinylm.train.loop import train
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 from tinylm.rundir.serialize import load_tree
 

@@ -14,9 +14,9 @@ from tinylm.cli.main import main
 from tinylm.errors import UserError
 from tinylm.methods import build_methods
 from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
+from tinylm.rundir.checkpoints import latest_checkpoint
 from tinylm.train.loop import train
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 from tinylm.train.run import Run
 from tinylm.methods.base import Method

@@ -15,8 +15,8 @@ import yaml
 import tinylm.runs.execute as execute_module
 from tinylm.cli.main import main
 from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.checkpoints import latest_checkpoint
+from tinylm.rundir.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 
 

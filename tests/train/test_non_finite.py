@@ -14,7 +14,7 @@ import yaml
 from safetensors.torch import load_file
 
 from tinylm.cli.main import main
-from tinylm.train.checkpoint import latest_checkpoint
+from tinylm.rundir.checkpoints import latest_checkpoint
 
 
 def poison_step(monkeypatch, at: int, times: int = 1):

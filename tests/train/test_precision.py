@@ -118,14 +118,14 @@ def test_a_run_resolves_auto_once_and_every_consumer_uses_it(make_run, native, i
     from tinylm.compute import device_key
     from tinylm.methods.distill import _compute_dtype
     from tinylm.methods.teacher_cache import cache_key
-    from tinylm.train.loop import autocast
+    from tinylm.precision import autocast, run_precision
 
     native(is_native)
     run = make_run(precision="auto")
     expected = "bf16" if is_native else "fp32"
     assert run.recipe.train.precision == "auto" and run.precision == expected
     assert run.precision_choice.requested == "auto" and "(TEST)" in run.precision_choice.reason
-    with autocast(run):
+    with autocast(run.device, run_precision(run)):  # as the loop and distill enter it
         logits = run.model(torch.zeros(1, 4, dtype=torch.long))
     dtype = torch.bfloat16 if is_native else torch.float32
     assert logits.dtype == dtype and _compute_dtype(run) == dtype
@@ -141,7 +141,7 @@ def test_the_first_line_and_summary_say_the_precision_and_why(tiny_recipe, tmp_p
                                                               asked, expected):
     from tinylm.cli.main import main
     from tinylm.eval.validation import validation_loss
-    from tinylm.runs.load import load_model
+    from tinylm.loading import load_model
 
     native(is_native)
     path = tiny_recipe(train={"duration": "2 steps", "log_every": 1, "precision": asked},

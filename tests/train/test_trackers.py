@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.metrics import read_metrics
 
 pytestmark = pytest.mark.skipif(  # found, not imported: collecting the suite must not pay for importing them
     not all(importlib.util.find_spec(p) for p in ("tensorboard", "wandb", "mlflow")),

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.metrics import read_metrics
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ import torch
 from safetensors.torch import load_file
 
 from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
+from tinylm.rundir.checkpoints import latest_checkpoint
 from tinylm.train.recipe import recipe_from_dict
 
 

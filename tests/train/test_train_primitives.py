@@ -3,7 +3,7 @@
 import torch
 
 from tinylm.train.loop import train, train_step
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.metrics import read_metrics
 from tinylm.methods.base import Method
 
 

@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import load_file
 
 from tinylm.runs.execute import execute
-from tinylm.train.checkpoint import latest_checkpoint
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.checkpoints import latest_checkpoint
+from tinylm.rundir.metrics import read_metrics
 from tinylm.train.recipe import load_recipe
 
 

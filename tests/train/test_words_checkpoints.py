@@ -9,7 +9,7 @@ from tinylm.data import prepare_store
 from tinylm.data.words_seen import SCALE
 from tinylm.rundir.checkpoints import state_summary
 from tinylm.rundir.files import read_json, read_jsonl
-from tinylm.train.checkpoint import latest_checkpoint
+from tinylm.rundir.checkpoints import latest_checkpoint
 
 
 def _logs(run_dir):

@@ -51,7 +51,7 @@ def run(args) -> int:
     from tinylm.optional import require
     from tinylm.output_location import check_output_dir, foreign_contents
     from tinylm.runs.execute import execute
-    from tinylm.train.checkpoint import latest_checkpoint
+    from tinylm.rundir.checkpoints import latest_checkpoint
     from tinylm.train.recipe import apply_overrides, find_recipe, recipe_from_dict
 
     require("matplotlib", "tinylm demo (its loss plot)")  # before anything is trained or written

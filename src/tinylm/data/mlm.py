@@ -18,13 +18,14 @@ from tinylm.data.samplers import rng_for
 from tinylm.errors import UserError
 
 IGNORE_INDEX = -100
+MLM_PROBABILITY = 0.15  # BERT's; a recipe's `data.mlm_probability` and validation without a recipe default to it
 _TAG_MLM = 6
 
 
 class MLMCollator:
     """``collator(input_ids, position, attention_mask=None) -> (masked_inputs, labels)``."""
 
-    def __init__(self, vocab_size: int, mask_id: int, special_ids, mlm_probability: float = 0.15, seed: int = 0,
+    def __init__(self, vocab_size: int, mask_id: int, special_ids, mlm_probability: float = MLM_PROBABILITY, seed: int = 0,
                  rank: int = 0, world_size: int = 1, max_len: int | None = None):
         if not 0 < mlm_probability < 1:
             raise UserError(f"mlm_probability must be in (0, 1), not {mlm_probability}")

@@ -118,7 +118,7 @@ def compute_curves(runs: list[Path], x: str = "flops", reference: Path | None = 
     equal-compute point: the step at which its cumulative FLOPs equal the reference's at `at_step`
     (default: the reference's last step), with its metrics there."""
     from tinylm.compute import equal_compute_points, flops_at_step
-    from tinylm.runs.curves import curve, eval_report_curve, flops_curve, value_at
+    from tinylm.rundir.curves import curve, eval_report_curve, flops_curve, value_at
 
     if x not in X_AXES:
         raise UserError(f"--x {x!r}: choose one of {', '.join(X_AXES)}")

@@ -77,7 +77,7 @@ def is_encoder_dir(path) -> bool:
 def load_hf_causal(path, device: str = "cpu"):
     """A ``LoadedModel`` whose model is the directory's transformers causal LM (float32, eval mode)."""
     from tinylm.eval.hf_import import check_safetensors_only, quiet_transformers, tokenizer_file
-    from tinylm.runs.load import LoadedModel
+    from tinylm.loading import LoadedModel
 
     from safetensors import SafetensorError
 

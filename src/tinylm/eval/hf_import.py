@@ -2,7 +2,7 @@
 model directory (``config.json`` + weights + tokenizer files), the last converted to a tinylm model
 with ``tinylm.models.hf.from_hf`` so it can be evaluated, used as a teacher or trained further.
 
-``load_any(path)`` returns the same ``LoadedModel`` as ``tinylm.runs.load.load_model``.
+``load_any(path)`` returns the same ``LoadedModel`` as ``tinylm.loading.load_model``.
 Nothing here downloads: transformers is always called with ``local_files_only=True``.
 """
 
@@ -46,7 +46,7 @@ def is_hf_dir(path) -> bool:
 
 def load_any(path, device: str = "cpu"):
     """A ``LoadedModel`` for a run directory, a checkpoint directory or a transformers directory."""
-    from tinylm.runs.load import load_model
+    from tinylm.loading import load_model
 
     path = Path(path).expanduser()
     if is_hf_dir(path):
@@ -93,7 +93,7 @@ def _load_hf_dir(tf, path: Path, device):
     from safetensors import SafetensorError
 
     from tinylm.models.hf import from_hf
-    from tinylm.runs.load import LoadedModel
+    from tinylm.loading import LoadedModel
 
     from tinylm.rundir.files import read_json
 
@@ -130,7 +130,7 @@ def tokenizer_file(tf, path: Path) -> tuple[Path, dict]:
         if backend is None:
             raise UserError(f"{path} has no tokenizer.json and its tokenizer has no fast version; save a fast "
                             "tokenizer there (AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained)")
-        from tinylm.train.build import cache_dir
+        from tinylm.cache import cache_dir
 
         text = backend.to_str()
         file = cache_dir() / "hf-tokenizers" / hashlib.sha256(text.encode()).hexdigest()[:16] / "tokenizer.json"

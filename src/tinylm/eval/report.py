@@ -68,7 +68,7 @@ def is_run_store(recipe, store_path) -> bool:
     if data.store is not None:
         import os
         return Path(os.path.expandvars(os.path.expanduser(data.store))).resolve() == store
-    from tinylm.train.build import sources_store_path  # `sources:` recipes: a store prepared into the cache
+    from tinylm.data.store_cache import sources_store_path  # `sources:` recipes: a store prepared into the cache
 
     return sources_store_path(data).resolve() == store
 

@@ -48,7 +48,7 @@ from tinylm.errors import UserError
 from tinylm.methods.base import Method, MethodConfig
 from tinylm.methods.options import number
 from tinylm.methods.registry import register
-from tinylm.precision import run_precision, torch_dtype
+from tinylm.precision import autocast, run_precision, torch_dtype
 from tinylm.train.cross_entropy import IGNORE_INDEX
 from tinylm.train.soft_targets import SoftTargets, cross_entropy_kl, target_distribution
 
@@ -260,18 +260,14 @@ class Distill(Method):
     # -- teachers --------------------------------------------------------------------------------
     @torch.no_grad()
     def _teacher_logits(self, run, batch) -> torch.Tensor:
-        from tinylm.train.loop import autocast
-
-        with autocast(run):
+        with autocast(run.device, run_precision(run)):
             z = (self.teacher if self.forward is None else self.forward)(batch["input_ids"], batch.get("attention_mask"))
         self.teacher_flops += self.teacher_flops_per_token * batch["input_ids"].numel() * run.world.size
         return z
 
     @torch.no_grad()
     def _teacher_distribution(self, run, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        from tinylm.train.loop import autocast
-
-        with autocast(run):
+        with autocast(run.device, run_precision(run)):
             out = self.distribution(self.teacher, batch["input_ids"], batch.get("attention_mask"),
                                     self.config.temperature, _compute_dtype(run))
         self.teacher_flops += self.teacher_flops_per_token * batch["input_ids"].numel() * run.world.size

@@ -17,7 +17,7 @@ from pathlib import Path
 from tinylm.optional import require
 from tinylm.report.events import STYLES, marks
 from tinylm.report.facts import RunFacts
-from tinylm.runs.curves import value_at
+from tinylm.rundir.curves import value_at
 
 AXES = {"step": "optimizer step", "tokens": "tokens", "flops": "cumulative training FLOPs"}
 DPI = 100

@@ -118,6 +118,26 @@ def holds_checkpoints(out_dir: Path) -> bool:
     return (root / "latest").exists() or any(not path.name.startswith(".") for _, _, path in _candidates(root))
 
 
+def resolve_checkpoint(path) -> tuple[Path, Path | None]:
+    """(checkpoint directory, run directory or None) for what a user names as RUN or CHECKPOINT: a checkpoint
+    directory (its run is the folder above `checkpoints/`, if it sits in one) or a run directory (its latest)."""
+    path = Path(path)
+    if (path / "model.safetensors").is_file() and (path / "model_config.json").is_file():
+        run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else None
+        return path, run_dir
+    if path.is_dir():
+        ckpt = latest_checkpoint(path)
+        if ckpt is not None:
+            return ckpt, path
+        if holds_checkpoints(path):
+            raise UserError(f"{path / CHECKPOINTS} holds no complete checkpoint (each is missing or damaged): "
+                            f"resume the run to write one (`tinylm train --out {path} --resume`), or give a "
+                            "checkpoint directory")
+        raise UserError(f"{path} holds no checkpoint: train it first (`tinylm train ... --out {path}`) "
+                        "or give a checkpoint directory")
+    raise UserError(f"{path} does not exist: give a run directory or a checkpoint directory")
+
+
 def promote(ckpt: Path) -> Path:
     """Put a complete checkpoint found by scanning back where the writer would have: `step-N`, named by
     `latest` (a resume continues from it; the next saves and prunes see it)."""
@@ -152,18 +172,6 @@ def read_model_config(ckpt: Path) -> dict:
     return data
 
 
-def checkpoint_model_config(ckpt: Path):
-    """The checkpoint's ModelConfig; a model_config.json tinylm cannot build is a UserError naming it."""
-    from tinylm.models import ModelConfig
-
-    data = read_model_config(ckpt)
-    try:
-        return ModelConfig.from_dict(data)
-    except (UserError, TypeError, ValueError) as e:
-        raise UserError(f"{Path(ckpt) / 'model_config.json'} is not a tinylm model config ({e}): "
-                        f"{checkpoint_fix(ckpt)}") from e
-
-
 def load_weights(ckpt: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
     ckpt = Path(ckpt)
     fix = checkpoint_fix(ckpt)
@@ -172,7 +180,9 @@ def load_weights(ckpt: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
     return weights
 
 
-def _check_fits(model: torch.nn.Module, weights: dict, ckpt: Path) -> None:
+def check_weights_fit(model: torch.nn.Module, weights: dict, ckpt: Path) -> None:
+    """The checkpoint's `weights` are exactly `model`'s tensors (names and shapes), or a UserError naming the first
+    that is not: a model_config.json and a model.safetensors that do not belong together."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in weights.items()}
     if expected == found:
@@ -187,22 +197,10 @@ def _check_fits(model: torch.nn.Module, weights: dict, ckpt: Path) -> None:
 
 
 def load_checkpoint_weights(model: torch.nn.Module, ckpt: Path) -> None:
-    """Load the checkpoint's weights into `model` (built from its model_config.json), strictly."""
+    """Load the checkpoint's weights into `model` (built from its model_config.json: `tinylm.loading`), strictly."""
     weights = load_weights(ckpt)
-    _check_fits(model, weights, ckpt)
+    check_weights_fit(model, weights, ckpt)
     model.load_state_dict(weights)
-
-
-def checked_weights(ckpt: Path) -> dict[str, torch.Tensor]:
-    """The checkpoint's weights, checked to be those its model_config.json describes (names and shapes),
-    for readers that copy tensors by name (init_from, surgery) rather than load a model."""
-    from tinylm.models import build_model
-
-    with torch.device("meta"):  # names and shapes only: no memory, no init
-        model = build_model(checkpoint_model_config(ckpt))
-    weights = load_weights(ckpt)
-    _check_fits(model, weights, ckpt)
-    return weights
 
 
 def load_state(ckpt: Path) -> dict:

@@ -11,12 +11,12 @@ import hashlib
 from pathlib import Path
 
 from tinylm.errors import UserError
-from tinylm.runs.curves import area_under_curve, curve, steps_to_reach
+from tinylm.rundir.checkpoints import resolve_checkpoint
+from tinylm.rundir.curves import area_under_curve, curve, steps_to_reach
+from tinylm.rundir.serialize import write_json
 from tinylm.runs.execute import execute
-from tinylm.runs.load import resolve_checkpoint
 from tinylm.train.build import recipe_for_run
 from tinylm.train.recipe import apply_overrides, recipe_from_dict
-from tinylm.rundir.serialize import write_json
 
 
 ADAPTATION_FILES = ("store", "run", "adaptation.json")  # what `adapt` writes into its --out

@@ -75,8 +75,8 @@ def export_babylm(run_dir, out, blimp: list[tuple[str, list]] | None = None, for
     `blimp`: (dataset name, minimal pairs) to score each revision on, written as the pipeline's predictions.
     """
     from tinylm.eval.export import export_hf
+    from tinylm.loading import load_model
     from tinylm.runs.babylm_card import model_card
-    from tinylm.runs.load import load_model
 
     run_dir, out = Path(run_dir).expanduser(), Path(out).expanduser()
     revisions = plan(run_dir)

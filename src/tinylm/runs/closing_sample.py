@@ -21,8 +21,8 @@ SETTINGS = {"temperature": 0.8, "top_k": 40, "seed": 0}
 def closing_sample(run, out_dir: Path) -> dict | None:
     """``{"prompt", "text", "tokens", **SETTINGS}`` for a decoder run with a checkpoint; None otherwise."""
     from tinylm.eval.generation import generate
+    from tinylm.loading import LoadedModel
     from tinylm.rundir.checkpoints import latest_checkpoint
-    from tinylm.runs.load import LoadedModel
 
     ckpt = latest_checkpoint(Path(out_dir))
     if run.model.config.kind != "decoder" or ckpt is None or not (ckpt / "tokenizer.json").is_file():

@@ -19,13 +19,13 @@ import torch
 from tinylm.disk_space import disk_space
 from tinylm.errors import TrainingDiverged
 from tinylm.output_location import check_output_dir, writer_lock
+from tinylm.rundir.metrics import best_val_loss
+from tinylm.rundir.serialize import write_json
 from tinylm.runs.closing_sample import closing_sample
 from tinylm.tracking import require_sinks
 from tinylm.train.build import build_run, foreign_run_dir
 from tinylm.train.loop import train
-from tinylm.train.metrics import best_val_loss
 from tinylm.train.recipe import Recipe
-from tinylm.rundir.serialize import write_json
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ SUMMARY_FIX = "delete it; `tinylm train --out {run} --resume` writes it again"
 
 def _ended_from_metrics(out_dir: Path, run) -> dict:
     """The final metrics of an ended run as its log has them (the last log line, the `end` event)."""
-    from tinylm.train.metrics import read_metrics
+    from tinylm.rundir.metrics import read_metrics
 
     path = Path(out_dir) / "metrics.jsonl"
     end = next((r for r in reversed(read_metrics(path)) if r.get("event") == "end"), {}) if path.exists() else {}

@@ -51,7 +51,7 @@ def load_base(run_or_model: str, tokenizer: str = "bert-base-uncased", cache: Pa
               flavour: str | None = None) -> Base:
     """A pretraining run/checkpoint, or (for from-scratch models) a model name such as ``bert-1``; a spec
     (``L1-2-32x2``) is an encoder (flavour bert) unless ``flavour`` says otherwise: only encoders classify."""
-    from tinylm.runs.load import load_model
+    from tinylm.loading import load_model
 
     path = Path(run_or_model).expanduser()
     if path.exists():
@@ -148,7 +148,7 @@ def save_finetuned(model, out: Path, base: Base, data: TaskData, cfg: FinetuneCo
 
 def load_finetuned(path):
     """(LoadedModel, finetune.json) of a model written by ``tinylm finetune --out``."""
-    from tinylm.runs.load import load_model
+    from tinylm.loading import load_model
 
     path = Path(path).expanduser()
     info_file = path / FINETUNE_FILE

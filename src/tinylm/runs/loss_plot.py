@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tinylm.errors import UserError
 from tinylm.optional import require
-from tinylm.runs.curves import curve
+from tinylm.rundir.curves import curve
 
 
 def plot_loss(run_dir, path=None) -> Path:

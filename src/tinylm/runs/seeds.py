@@ -22,13 +22,13 @@ from typing import Callable
 
 from tinylm.errors import UserError
 from tinylm.output_location import check_output_dir, foreign_contents
+from tinylm.rundir.checkpoints import latest_checkpoint
+from tinylm.rundir.metrics import best_val_loss
+from tinylm.rundir.serialize import write_json
 from tinylm.runs.execute import execute
 from tinylm.runs.stats import describe
 from tinylm.train.build import run_changes
-from tinylm.train.checkpoint import latest_checkpoint
-from tinylm.train.metrics import best_val_loss
 from tinylm.train.recipe import apply_overrides, recipe_from_dict
-from tinylm.rundir.serialize import write_json
 
 SEED_KEYS = ("train.seed", "data.seed")  # init (weights, dropout) and data order; eval.seed stays
 SUMMARY = "seeds-summary.json"

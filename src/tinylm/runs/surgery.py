@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from tinylm.errors import UserError
 from tinylm.methods.embedding_params import select_embedding_params
-from tinylm.train.checkpoint import CHECKPOINTS
+from tinylm.rundir.checkpoints import CHECKPOINTS
 
 HF_ROLES = {
     "embeddings": r"(^|\.)(embed_tokens|wte|embed_in|word_embeddings)\.weight$",
@@ -87,8 +87,8 @@ def reset_embeddings(source, out, seed: int | None = None, params=("embeddings",
 # -- tinylm checkpoints ------------------------------------------------------------------------------
 def _tinylm(source: Path, tmp: Path, seed: int, params: list[str]) -> SurgeryReport:
     from tinylm.models import build_model
-    from tinylm.runs.load import resolve_checkpoint
-    from tinylm.rundir.checkpoints import checked_weights, checkpoint_fix, checkpoint_model_config
+    from tinylm.loading import checked_weights, checkpoint_model_config
+    from tinylm.rundir.checkpoints import checkpoint_fix, resolve_checkpoint
     from tinylm.rundir.serialize import load_tree, save_tree
 
     ckpt, _ = resolve_checkpoint(source)

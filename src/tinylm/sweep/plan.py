@@ -90,8 +90,8 @@ def model_config(model: dict, vocab_size: int) -> ModelConfig:
     section = {k: v for k, v in model.items() if k not in ("init_from", "vocab_size")}
     name, flavour = section.pop("name"), section.pop("flavour", None)
     if name == "init_from":  # the pretrained model's architecture
-        from tinylm.runs.load import resolve_checkpoint
-        from tinylm.train.checkpoint import read_model_config
+        from tinylm.rundir.checkpoints import resolve_checkpoint
+        from tinylm.rundir.checkpoints import read_model_config
 
         ckpt, _ = resolve_checkpoint(model["init_from"])
         base = ModelConfig.from_dict(read_model_config(ckpt))
@@ -102,7 +102,7 @@ def model_config(model: dict, vocab_size: int) -> ModelConfig:
 def existing_store(recipe: Recipe):
     """The recipe's token store if it exists (a `sources:` store is not prepared for a plan), else None."""
     from tinylm.data import TokenStore
-    from tinylm.train.build import sources_store_path
+    from tinylm.data.store_cache import sources_store_path
 
     if recipe.data.store is not None:
         return TokenStore.open(os.path.expandvars(os.path.expanduser(recipe.data.store)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import shlex
@@ -13,19 +12,21 @@ from pathlib import Path
 import torch
 import yaml
 
+from tinylm.data.batches import training_batches, validation_batches
+from tinylm.data.store_cache import source_paths, sources_store_path
 from tinylm.errors import UserError
+from tinylm.loading import checked_weights, checkpoint_model_config
 from tinylm.methods import build_methods
 from tinylm.models import ModelConfig, build_model, resolve_model_config
 from tinylm.output_location import LOCK, check_output_dir, foreign_contents
 from tinylm.precision import resolve_precision
+from tinylm.rundir.checkpoints import (holds_checkpoints, latest_checkpoint, load_checkpoint_weights, promote,
+                                       resolve_checkpoint, state_summary)
+from tinylm.rundir.files import read_yaml
 from tinylm.tracking import open_trackers
 from tinylm.tracking.records import flat_hparams
 from tinylm.train import distributed
-from tinylm.train.batches import training_batches, validation_batches
-from tinylm.rundir.checkpoints import (checked_weights, checkpoint_model_config, holds_checkpoints,
-                                       load_checkpoint_weights, promote, state_summary)
-from tinylm.rundir.files import read_yaml
-from tinylm.train.checkpoint import latest_checkpoint, restore
+from tinylm.train.checkpoint import restore
 from tinylm.train.duration import parse_duration
 from tinylm.train.recipe import Recipe, apply_overrides, recipe_changes, recipe_from_dict
 from tinylm.train.run import Run
@@ -51,17 +52,13 @@ def pick_device(name: str, world: distributed.World) -> torch.device:
     return device
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("TINYLM_CACHE", Path.home() / ".cache" / "tinylm"))
-
-
 def open_store(recipe: Recipe, world: distributed.World):
     """The recipe's token store; `sources:` are prepared once into the cache, keyed by their content."""
     from tinylm.data import TokenStore, prepare_store
     data = recipe.data
     if data.store is not None:
         return TokenStore.open(os.path.expandvars(os.path.expanduser(data.store)))
-    sources = _sources(data)
+    sources = source_paths(data)
     out = sources_store_path(data)
     if world.is_main and not (out / "meta.json").exists():
         check_output_dir(out, "TINYLM_CACHE store", fix="set TINYLM_CACHE to a directory you can write to, or "
@@ -71,31 +68,6 @@ def open_store(recipe: Recipe, world: distributed.World):
                       docs=data.docs)
     world.barrier()
     return TokenStore.open(out)
-
-
-def _sources(data) -> list[str]:
-    return [os.path.expandvars(os.path.expanduser(s)) for s in data.sources]
-
-
-def sources_store_path(data) -> Path:
-    """Where a `sources:` recipe's store is prepared in the cache: keyed by the sources' content.
-
-    The split's seed is `split_seed`, not the data-order `seed`: runs of different seeds must share
-    one store (one validation set). The key's name stays "seed" so existing caches still hit.
-    """
-    key = json.dumps({"sources": [_fingerprint(s) for s in _sources(data)],
-                      "tokenizer": data.tokenizer, "docs": data.docs, "val_fraction": data.val_fraction,
-                      "seed": data.split_seed})
-    return cache_dir() / "stores" / hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _fingerprint(source: str) -> list:
-    """A source's identity for the store cache: its path and every file's size and mtime."""
-    path = Path(source)
-    if not path.exists():  # a built-in corpus, a glob or a hub name: the string itself
-        return [source]
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return [str(path.resolve())] + [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
 def model_config(recipe: Recipe, store) -> ModelConfig:
@@ -119,7 +91,6 @@ def model_config(recipe: Recipe, store) -> ModelConfig:
     if "pad" in store.special_ids and "pad_token_id" in fields and "pad_token_id" not in section:
         section["pad_token_id"] = store.special_ids["pad"]
     if name == "init_from":  # the architecture of the pretrained model named by `init_from`
-        from tinylm.runs.load import resolve_checkpoint
         ckpt, _ = resolve_checkpoint(recipe.model["init_from"])
         base = checkpoint_model_config(ckpt)
         cfg = base.replace(**({"flavour": flavour} if flavour else {}), **section)
@@ -170,7 +141,6 @@ def init_from_pretrained(model, path, store) -> list[str]:
     """Start from a trained run's weights. With a different tokenizer (a new language), the
     vocabulary-sized tensors keep their fresh init and everything else is copied; returns the
     names that were copied."""
-    from tinylm.runs.load import resolve_checkpoint
     ckpt, _ = resolve_checkpoint(path)
     source = checked_weights(ckpt)  # those its model_config.json describes
     old_vocab = checkpoint_model_config(ckpt).vocab_size

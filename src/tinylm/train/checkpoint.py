@@ -23,8 +23,7 @@ from safetensors.torch import save_file
 
 from tinylm.disk_space import is_no_space, no_space
 from tinylm.errors import UserError
-from tinylm.rundir.checkpoints import (CHECKPOINTS, checkpoint_fix, latest_checkpoint,  # noqa: F401 (re-exported)
-                                       load_state, load_weights, read_model_config, state_summary)
+from tinylm.rundir.checkpoints import CHECKPOINTS, checkpoint_fix, load_state, state_summary
 from tinylm.rundir.files import sha256_file
 from tinylm.rundir.serialize import save_tree
 

@@ -5,53 +5,17 @@ its events (see `tinylm.methods.base`), never a change here.
 from __future__ import annotations
 
 import contextlib
-import math
 import resource
 import time
 
 import torch
-import torch.nn.functional as F
 
-from tinylm.precision import run_precision, torch_dtype
+from tinylm.data.batches import to_device
+from tinylm.eval.validation import evaluate
+from tinylm.precision import autocast, run_precision
 from tinylm.train import distributed
 from tinylm.train.checkpoint import save_checkpoint
 from tinylm.train.nonfinite import NonFiniteGuard
-
-
-def autocast(run):
-    """bf16 / fp16 autocast in the run's resolved precision; none in fp32."""
-    precision = run_precision(run)
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=run.device.type, dtype=torch_dtype(precision))
-
-
-def _to(batch: dict, device: torch.device) -> dict:
-    """To the device without a host sync: from pinned memory a CUDA copy is truly asynchronous."""
-    if device.type == "cuda":
-        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-@torch.no_grad()
-def evaluate(run) -> dict:
-    """Validation loss over the fixed seeded set (token-weighted mean), and its perplexity."""
-    model = run.model
-    was_training = model.training
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=run.device)
-    count = 0
-    for batch in run.val_batches:
-        batch = _to(batch, run.device)
-        with autocast(run):
-            logits = model(batch["input_ids"], batch.get("attention_mask"))
-        labels = batch["labels"]
-        total += F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100,
-                                 reduction="sum").double()
-        count += int((labels != -100).sum())
-    model.train(was_training)
-    loss = float(total) / max(1, count)
-    return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50.0))}
 
 
 def _memory_mb(device: torch.device) -> float:
@@ -78,13 +42,13 @@ def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:
     wants_logits = any(method.uses_logits for method in run.methods)
     for micro in range(accum):
         t = time.perf_counter()
-        batch = _to(run.batches.next_batch(), run.device)
+        batch = to_device(run.batches.next_batch(), run.device)
         data_time += time.perf_counter() - t
         last = micro == accum - 1
         sync = contextlib.nullcontext() if last or not run.world.active else run.objective.no_sync()
         with sync:
             targets = _soft_targets(run, batch)
-            with autocast(run):
+            with autocast(run.device, run_precision(run)):
                 total, loss, kl, logits = run.objective(batch["input_ids"], batch.get("attention_mask"),
                                                         batch["labels"], wants_logits, targets)
             if targets is not None:
@@ -187,7 +151,7 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
 
 
 def _eval(run, on_eval=None) -> dict:
-    metrics = evaluate(run)
+    metrics = evaluate(run.model, run.val_batches, run.device, run_precision(run))
     run.metrics.write({"step": run.step, "tokens": run.tokens, **run.words_field, "flops": run.flops, **metrics})
     run.emit("eval", metrics)
     if on_eval:

@@ -1,6 +1,6 @@
 """`metrics.jsonl`: one JSON line per log step and per event, appended as training goes.
 
-A crash mid-write can leave its last line half written: readers drop it (`rundir.files.read_jsonl`),
+A crash mid-write can leave its last line half written: readers drop it (`rundir.metrics.read_metrics`),
 and a resume rewrites the file without it. Each checkpoint records how many lines were written when it
 was saved (`lines`), so a resume keeps exactly those: an event logged after a checkpoint at that same
 step (forget's reinit, grow's phase at a step start, the final evaluation) is not kept and then logged again.
@@ -16,10 +16,7 @@ from pathlib import Path
 
 from tinylm.disk_space import is_no_space, no_space
 
-from tinylm.rundir.files import read_jsonl
-
-_FIX = ("a line before the last is damaged, which no crash leaves: restore the file from a copy, or delete the "
-        "damaged lines")
+from tinylm.rundir.metrics import read_metrics
 
 
 def _clean(value):
@@ -94,19 +91,3 @@ def _write(file, data: bytes) -> None:
     while view:
         view = view[file.write(view):]
 
-
-def read_metrics(path: Path) -> list[dict]:
-    """The records of a metrics.jsonl; a torn last line (a crash mid-write) is dropped."""
-    return read_jsonl(Path(path), _FIX)
-
-
-def best_val_loss(run_dir: Path) -> tuple[float | None, int | None]:
-    """(lowest validation loss any eval of the run reached, its step): summary.json keeps it as `best_val_loss`."""
-    path = Path(run_dir) / "metrics.jsonl"
-    best = (None, None)
-    if path.exists():
-        for r in read_metrics(path):
-            v = r.get("val_loss")
-            if isinstance(v, (int, float)) and math.isfinite(v) and (best[0] is None or v < best[0]):
-                best = (float(v), r.get("step"))
-    return best

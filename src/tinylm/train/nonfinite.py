@@ -76,7 +76,8 @@ class NonFiniteGuard:
         return latest_checkpoint(self.run.out_dir) if self.run.out_dir is not None else None
 
     def _rollback(self, bad_step: int, loss: float, norm: float) -> None:
-        from tinylm.rundir.checkpoints import checkpoint_model_config, load_checkpoint_weights
+        from tinylm.loading import checkpoint_model_config
+        from tinylm.rundir.checkpoints import load_checkpoint_weights
         from tinylm.train.checkpoint import _restore, restore
 
         run = self.run

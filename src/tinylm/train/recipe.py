@@ -25,7 +25,9 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from tinylm.data.mlm import MLM_PROBABILITY
 from tinylm.errors import UserError
+from tinylm.eval import validation
 from tinylm.package_files import package_file
 from tinylm.precision import PRECISIONS
 from tinylm.strict_yaml import load_yaml, read_yaml_file, yaml_problem
@@ -85,7 +87,7 @@ class DataSection:
     seed: int = bounded(0, 0, MAX_SEED)  # data order (the sampler's draws, MLM masks); not the init, not validation
     split_seed: int = bounded(0, 0, MAX_SEED)  # `sources:` only: which documents are validation; kept apart from
                                         # `seed` so runs of any seed validate on the same text
-    mlm_probability: float = bounded(0.15, 0, 1, low_open=True, high_open=True,
+    mlm_probability: float = bounded(MLM_PROBABILITY, 0, 1, low_open=True, high_open=True,
                                      why="the share of tokens masked; BERT's 15%")
 
 
@@ -126,9 +128,10 @@ class TrainSection:
 @dataclass
 class EvalSection:
     every: int = bounded(0, 0, MAX_STEPS, why="steps between validation evals; 0 = only at the end")
-    windows: int = bounded(32, 1, MAX_WINDOWS, why="fixed seeded validation windows, identical across runs")
-    batch_size: int = bounded(16, 1, MAX_BATCH, why="validation windows per forward pass")
-    seed: int = bounded(1234, 0, MAX_SEED)  # the validation windows' seed: not a run seed, so every run is scored alike
+    windows: int = bounded(validation.WINDOWS, 1, MAX_WINDOWS,
+                           why="fixed seeded validation windows, identical across runs")
+    batch_size: int = bounded(validation.BATCH_SIZE, 1, MAX_BATCH, why="validation windows per forward pass")
+    seed: int = bounded(validation.SEED, 0, MAX_SEED)  # the windows' seed: not a run seed, so every run is scored alike
 
 
 @dataclass

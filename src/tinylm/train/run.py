@@ -322,8 +322,8 @@ class Run:
 
     def evaluate(self) -> dict:
         """Validation loss on the run's fixed windows (no event emitted; the loop's evals do that)."""
-        from tinylm.train.loop import evaluate
-        return evaluate(self)
+        from tinylm.eval.validation import evaluate
+        return evaluate(self.model, self.val_batches, self.device, self.precision)
 
     @property
     def train_config(self):

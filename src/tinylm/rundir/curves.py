@@ -1,10 +1,12 @@
-"""Reading a run's learning curve: how fast did it get where (GAFF's adaptation measures)."""
+"""A run's curves read from its directory (metrics.jsonl, eval reports), and how fast it got where
+(GAFF's adaptation measures)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tinylm.train.metrics import read_metrics
+from tinylm.rundir.files import read_json
+from tinylm.rundir.metrics import read_metrics
 
 
 def curve(run_dir: Path, key: str = "loss") -> list[tuple[int, float]]:
@@ -49,8 +51,6 @@ def flops_curve(run_dir: Path) -> list[tuple[int, float]]:
 def eval_report_curve(run_dir: Path, task: str = "hellaswag", key: str = "acc") -> list[tuple[int, float]]:
     """(step, value) from `tinylm eval` reports: `eval/step-XXXXXXXX/<task>.json` for older checkpoints,
     `eval/<task>.json` for the run's last one; plus any `<task>_<key>` logged in metrics.jsonl."""
-    from tinylm.rundir.files import read_json
-
     fix = f"delete it and evaluate again (`tinylm eval {run_dir} ...`)"
     run_dir = Path(run_dir)
     points = dict(curve(run_dir, f"{task}_{key}")) if (run_dir / "metrics.jsonl").is_file() else {}

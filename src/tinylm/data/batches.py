@@ -1,4 +1,4 @@
-"""From token stores to the training loop's batches: `{"input_ids", "labels"[, "attention_mask"]}`.
+"""From token stores to batches: `{"input_ids", "labels"[, "attention_mask"]}`, for training and validation.
 
 Decoders read windows of seq_len + 1 tokens (inputs are the first seq_len, targets the last);
 encoders read padded documents through the MLM collator. Both keep their position in a small
@@ -9,14 +9,20 @@ units; None when the store does not count words): the words of every row of the 
 processes together, as `run.tokens`), each decoder row being the seq_len + 1 tokens it reads, each
 encoder row the document text it holds. The count is kept in the state dict; an older checkpoint
 without it gets it recomputed from the position (every batch is a pure function of its position).
+
+The validation set is drawn here too, with the same samplers and collator, from the store's `val`
+split and its own seed: a pure function of (store, data settings, count, seed), so the training
+loop and `tinylm eval` build the very same windows without either importing the other. `data`
+is anything with the recipe's data-section fields (`sampler`, `seq_len`, `seed`, `mlm_probability`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from tinylm.data import MLMCollator, PaddedDocuments, RandomShiftChunks, RandomWindows, SequentialEpochs
-from tinylm.data import fixed_windows
+from tinylm.data.mlm import MLMCollator
+from tinylm.data.padded_documents import PaddedDocuments
+from tinylm.data.samplers import RandomShiftChunks, RandomWindows, SequentialEpochs, fixed_windows
 from tinylm.data.words_seen import WordsSeen
 from tinylm.errors import UserError
 
@@ -124,3 +130,10 @@ def validation_batches(store, data, n_windows: int, batch_size: int, seed: int) 
                         f"{data.seq_len + 1}: prepare it with a larger --val-fraction or lower data.seq_len")
     windows = fixed_windows(val, data.seq_len, n_windows, seed)
     return [{"input_ids": w[:, :-1], "labels": w[:, 1:]} for w in torch.split(windows, batch_size)]
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """To the device without a host sync: from pinned memory a CUDA copy is truly asynchronous."""
+    if device.type == "cuda":
+        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
