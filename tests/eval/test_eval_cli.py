@@ -164,3 +164,19 @@ def test_validation_refuses_a_store_of_another_tokenizer(tmp_path):
     with pytest.raises(UserError, match="bert-base-uncased.*tinylm prepare"):
         check_same_tokenizer(path, gpt2, store)
     check_same_tokenizer(path, gpt2, SimpleNamespace(meta={"tokenizer": {}}, tokenizer=gpt2, path=tmp_path))
+
+
+@pytest.mark.parametrize("kind, sampler", [("decoder", "windows"), ("encoder", "mlm")])
+def test_validation_without_a_recipe_scores_what_a_default_run_logs(kind, sampler):
+    """A checkpoint moved away from its run (no config.yaml) is scored on the windows, seed, batching and
+    masking of a recipe's defaults: the number a default run logged as val_loss."""
+    from types import SimpleNamespace
+
+    from tinylm.eval.validation import validation_settings
+    from tinylm.train.recipe import DataSection, EvalSection
+
+    model = SimpleNamespace(config=SimpleNamespace(kind=kind, max_seq_len=512))
+    chosen, data, ev = validation_settings(model), DataSection(sampler=sampler), EvalSection()
+    assert (chosen.sampler, chosen.seq_len, chosen.mlm_probability) == (sampler, data.seq_len, data.mlm_probability)
+    assert (chosen.windows, chosen.batch_size, chosen.seed) == (ev.windows, ev.batch_size, ev.seed)
+    assert chosen.origin == "defaults (no run recipe)"
