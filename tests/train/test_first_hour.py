@@ -111,17 +111,16 @@ def test_a_resume_of_the_same_length_leaves_the_schedule(tiny_recipe, tmp_path):
     assert lrs(out)[20] == pytest.approx(3e-3 * (1 - 19 / 20))
 
 
-def test_a_cycle_a_method_started_stays_the_methods(make_run, tmp_path):
+def test_a_cycle_a_method_started_stays_the_methods(make_run):
     from tinylm.train.build import follow_new_length
 
-    (tmp_path / "state.json").write_text(json.dumps({"counters": {"total_steps": 40}}))
     run = make_run(steps=20)
     run.restart_schedule(5)  # as sleep or forget begin an episode
-    follow_new_length(run, tmp_path)
+    follow_new_length(run, 40)
     assert (run.schedule.cycle_start, run.schedule.cycle_length) == (0, 5)
     run = make_run(steps=20)
     run.schedule.restart(0, 40)  # the run-long cycle of the old length, as a checkpoint restores it
-    follow_new_length(run, tmp_path)
+    follow_new_length(run, 40)
     assert (run.schedule.cycle_start, run.schedule.cycle_length) == (0, 20)
 
 

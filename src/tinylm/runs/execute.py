@@ -116,7 +116,9 @@ def _execute(recipe, out_dir, resume, force, on_start, on_step, on_eval, on_even
     if not trains:  # nothing trained now: the times stay those of the sessions that did
         summary["wall_s"] = last.get("wall_s", round(run.wall_before, 2))
         summary["session_wall_s"] = last.get("session_wall_s")
-    sample = closing_sample(run, out_dir) if trains and run.ended and run.world.is_main else before.get("sample")
+    # drawn when the model it describes is final: after training, or on a resume of a run killed before its summary
+    fresh = run.ended and run.world.is_main and (trains or "sample" not in before)
+    sample = closing_sample(run, out_dir) if fresh else before.get("sample")
     if sample is not None:  # a few words the model writes (decoders): runs/closing_sample.py
         summary["sample"] = sample
     if run.world.is_main:

@@ -256,7 +256,7 @@ def set_threads(threads: int) -> int:
     return before
 
 
-def follow_new_length(run: Run, ckpt: Path) -> None:
+def follow_new_length(run: Run, old_total: int) -> None:
     """`--resume --force` with a new `train.duration`: the learning-rate schedule follows the new length.
 
     The checkpoint's schedule was laid out over the old length, and every other schedule key
@@ -264,8 +264,6 @@ def follow_new_length(run: Run, ckpt: Path) -> None:
     at a high learning rate (lr 1.3e-3 at step 6 of 6 after 300 -> 6) and a lengthened one decay to
     zero at the old end. A cycle a method started (sleep, forget) is the method's and stays.
     """
-    state = state_summary(ckpt)
-    old_total = int(state["counters"]["total_steps"])
     s = run.schedule
     if run.total_steps != old_total and not run.finished_early and (s.cycle_start, s.cycle_length) == (0, max(1, old_total)):
         s.restart(0, run.total_steps)
@@ -331,6 +329,8 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     if ckpt is not None:
         restore(run, ckpt)
     run.check_methods()  # the methods' options against this model and length: refused before anything is written
+    # the checkpoint's length, read here: a `.tmp-step-N` found by scanning is renamed just below
+    old_total = int(state_summary(ckpt)["counters"]["total_steps"]) if ckpt is not None else None
     if ckpt is not None and ckpt.name.startswith("."):  # every process has read it before rank 0 renames it
         world.barrier()
     if out_dir is not None and world.is_main:
@@ -343,7 +343,7 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
         run.metrics.trackers = open_trackers(recipe.log, out_dir, recipe.name, flat_hparams(recipe.to_dict()),
                                              run.step if ckpt is not None else None)
     if ckpt is not None:  # after the trackers open: they see its event too
-        follow_new_length(run, ckpt)
+        follow_new_length(run, old_total)
     world.barrier()
     run.threads_before = set_threads(recipe.train.threads)  # last: nothing after it can fail and leave it set
     return run
