@@ -1,5 +1,9 @@
-"""`tinylm train RECIPE --out DIR [--set key=value ...] [--resume] [--force] [--seeds N|A,B,C] [--log TRACKERS]`
+"""`tinylm train RECIPE --out DIR [--set key=value ...] [--resume auto] [--force] [--seeds N|A,B,C] [--log TRACKERS]`
 `tinylm train --out DIR --resume [--set key=value ... --force]`
+
+`--resume auto` (plain `--resume` is the same) starts the run, or continues it when DIR holds one: the one
+command line a requeued batch job (`sbatch --requeue`) or a preempted cloud machine runs every time, with
+--seeds too and under torchrun (examples/slurm/).
 
 To continue a stopped run, its directory is enough: the run's own config.yaml (the resolved recipe,
 `--set` values included) is the recipe. A recipe given with --resume is compared with it; a
@@ -22,7 +26,11 @@ same trackers without doubling steps; each seed of --seeds has its own.
 Exit status: 0 the run finished; 2 a mistake in the input (one line naming it and the fix, nothing written);
 3 training diverged: its loss or gradient norm became NaN or inf (one line naming the step; the last good
 checkpoint stays the latest; `train.on_nan: rollback` goes back to it at a lower learning rate instead);
-130 stopped by Ctrl-C or SIGTERM, resumable with --resume.
+130 stopped by a signal -- Ctrl-C, SIGTERM (a scheduler's preemption, `kill`) or SIGUSR1 (SLURM's warning
+before the time limit, `#SBATCH --signal=B:USR1@120`) -- after finishing its step and writing a checkpoint there;
+one line says how to continue (`--resume auto`). Not 0, so nothing that waits for a finished run (`&&`,
+`--dependency=afterok`) starts on a half-trained one; one status whatever the signal, so a job script needs one test
+before `scontrol requeue`. Under torchrun the processes agree on the step, so a signal reaching one rank stops all.
 """
 
 from __future__ import annotations
@@ -40,10 +48,11 @@ def register(sub) -> None:
     p.add_argument("--out", help="run directory (default: runs/<recipe name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set train.lr=3e-4 (repeatable)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its latest checkpoint (`tinylm train --out DIR --resume`); with a "
-                        "recipe, where no checkpoint is yet (a new directory, a run killed before its first one), "
-                        "start it")
+    p.add_argument("--resume", nargs="?", const="auto", metavar="auto",
+                   help="`--resume auto` (or plain `--resume`): continue the run in --out from its latest checkpoint "
+                        "(`tinylm train --out DIR --resume`); with a recipe, where no checkpoint is yet (a new "
+                        "directory, a run killed before its first one), start it -- one command line for a requeued "
+                        "or preempted job")
     p.add_argument("--force", action="store_true",
                    help="resume even though the recipe changed; the new values rule from the resumed step on, and a "
                         "new train.duration re-lays the learning-rate schedule over the new length (the rate "
@@ -66,6 +75,7 @@ def run(args) -> int:
     from tinylm.cli.progress import TrainingProgress
     from tinylm.runs.execute import execute
 
+    _resume_option(args)
     recipe = _with_trackers(_recipe(args), args.log)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     if args.seeds is not None:
@@ -79,14 +89,28 @@ def run(args) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one process reports
         return 0 if summary["complete"] else 130
     if not summary["complete"]:
-        print(f"stopped at step {summary['steps']}/{summary['total_steps']}; continue with: "
-              f"tinylm train --out {shlex.quote(str(out))} --resume")
+        print(f"stopped at step {summary['steps']}/{summary['total_steps']} (checkpoint written); continue with: "
+              f"tinylm train --out {shlex.quote(str(out))} --resume auto")
         return 130
     val = summary.get("val_loss")
     print(f"run {out}: {summary['steps']} steps, {summary['tokens']:,} tokens, "
           f"val loss {val:.4f}" if val is not None else f"run {out}: {summary['steps']} steps")
     print(f"metrics: {out / 'metrics.jsonl'}  summary: {out / 'summary.json'}")
     return 0
+
+
+def _resume_option(args) -> None:
+    """`--resume` takes `auto` or nothing; `--resume RECIPE` (a recipe written after it, as before `auto` existed)
+    is still the recipe."""
+    from tinylm.errors import UserError
+
+    if args.resume in (None, "auto"):
+        args.resume = args.resume is not None
+        return
+    if args.recipe is not None:
+        raise UserError(f"--resume takes `auto` or nothing, not {args.resume!r}: "
+                        "tinylm train RECIPE --out DIR --resume auto")
+    args.recipe, args.resume = args.resume, True
 
 
 def _recipe(args):

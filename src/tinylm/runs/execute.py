@@ -1,7 +1,9 @@
 """Execute a recipe into a run directory: build (or resume), train, write `summary.json`.
 
-Ctrl-C (or SIGTERM) once asks the loop to stop after the current step and write a checkpoint, so
-`tinylm train ... --resume` continues exactly; a second Ctrl-C aborts at once.
+Ctrl-C, SIGTERM (a scheduler preempting the job) or SIGUSR1 (SLURM's warning before the time limit)
+asks the loop to stop after the current step and write a checkpoint, so `tinylm train ... --resume auto`
+continues exactly; a second Ctrl-C aborts at once. A second SIGTERM or SIGUSR1 does not: a scheduler
+may send both, one after the other, and the checkpoint being written is the point of stopping.
 """
 
 from __future__ import annotations
@@ -30,17 +32,24 @@ from tinylm.train.recipe import Recipe
 log = logging.getLogger(__name__)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
 @contextlib.contextmanager
 def stop_on_interrupt(run):
-    """Ctrl-C (SIGINT) or a scheduler's SIGTERM: finish the step, checkpoint, exit resumable."""
+    """Ctrl-C (SIGINT), a scheduler's SIGTERM or SLURM's SIGUSR1 warning: finish the step, checkpoint,
+    exit resumable."""
     def handler(signum, frame):
         if run.stop_requested:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         run.stop_requested = True
-        log.warning("stopping after this step and writing a checkpoint (Ctrl-C again to abort)")
+        log.warning("%s: stopping after this step and writing a checkpoint%s", signal.Signals(signum).name,
+                    " (Ctrl-C again to abort)" if signum == signal.SIGINT else "")
     previous = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: no signal handling
         pass
