@@ -37,10 +37,26 @@ EVENTS = [  # (step, record): what the methods log, mechanics included
 ]
 
 
+def lm_eval_result(task: str, acc: float, stderr: float | None) -> dict:
+    """RUN/eval/lm-eval.<task>.json as tinylm/eval/harness.py `run` writes it (a filtered metric included)."""
+    metrics = {"acc": acc, **({"acc_stderr": stderr} if stderr is not None else {}), "acc,flex": acc / 2,
+               "acc_stderr,flex": "N/A"}
+    return {"task": task, "kind": "task", "metrics": metrics, "samples": 20, "version": 1.0,
+            "higher_is_better": {"acc": True}, "limit": 20, "include": None, "lm_eval_version": "0.4.9",
+            "scoring": {"model": "tinylm", "start_token_id": 1, "precision": "fp32"}}
+
+
 def make_run(path: Path, lr: float = 1e-3, steps: int = 40, loss0: float = 6.0, methods=None, evals: bool = True,
-             events=EVENTS, flops_per_step: float = 1e9) -> Path:
-    """A run directory as `tinylm train` (and `tinylm eval`) leave it, written by hand."""
+             events=EVENTS, flops_per_step: float = 1e9, words_per_token: float | None = None,
+             lm_eval: dict | None = None) -> Path:
+    """A run directory as `tinylm train` (and `tinylm eval`) leave it, written by hand; `words_per_token`
+    makes it log `words` (tinylm/data/words_seen.py) beside tokens, `lm_eval` {task: (acc, stderr)} leaves
+    lm-eval results."""
     path.mkdir(parents=True)
+
+    def words(step):
+        return {} if words_per_token is None else {"words": round(step * 32 * words_per_token)}
+
     config = {"name": path.name, "data": {"seq_len": 16, "sampler": "windows"},
               "model": {"name": "L2-2-16x2", "flavour": "llama"},
               "train": {"duration": f"{steps} steps", "lr": lr, "batch_size": 2},
@@ -50,9 +66,9 @@ def make_run(path: Path, lr: float = 1e-3, steps: int = 40, loss0: float = 6.0, 
     for step in range(2, steps + 1, 2):
         for at, record in events:
             if step - 2 < at <= step and at <= steps:
-                lines.append({**record, "step": at, "tokens": at * 32, "flops": at * flops_per_step})
-        line = {"step": step, "tokens": step * 32, "flops": step * flops_per_step, "loss": loss0 - 0.05 * step,
-                "tokens_per_s": 1000.0 + step, "flops_per_s": 3e10}
+                lines.append({**record, "step": at, "tokens": at * 32, **words(at), "flops": at * flops_per_step})
+        line = {"step": step, "tokens": step * 32, **words(step), "flops": step * flops_per_step,
+                "loss": loss0 - 0.05 * step, "tokens_per_s": 1000.0 + step, "flops_per_s": 3e10}
         if step % 10 == 0:
             line["val_loss"] = loss0 - 0.04 * step
         if evals:  # the run with everything also logs distillation's two terms
@@ -74,17 +90,21 @@ def make_run(path: Path, lr: float = 1e-3, steps: int = 40, loss0: float = 6.0, 
             "task": {"name": "agnews"}, "baseline": {"accuracy": 0.25},
             "pretrained": {"n": 2, "mean": 0.8125, "std": 0.0125}, "scratch": {"n": 2, "mean": 0.5, "std": 0.02},
             "gap": 0.3125}))
+    for task, (acc, stderr) in (lm_eval or {}).items():
+        (path / "eval").mkdir(exist_ok=True)
+        (path / "eval" / f"lm-eval.{task}.json").write_text(json.dumps(lm_eval_result(task, acc, stderr)))
     return path
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report-runs")
-    make_run(root / "sleepy")
+    make_run(root / "sleepy", words_per_token=0.75, lm_eval={"blimp_local": (0.625, 0.0433), "arc_local": (0.3, None)})
     make_run(root / "faster", lr=3e-3, loss0=5.5, evals=False, methods=[], events=(),
              flops_per_step=2e9)
     for seed, loss0 in enumerate((6.0, 6.2, 5.9)):
-        make_run(root / "study" / f"seed{seed}", loss0=loss0, evals=False)
+        make_run(root / "study" / f"seed{seed}", loss0=loss0, evals=False,
+                 lm_eval={"blimp_local": (0.55, 0.05)} if seed == 0 else None)
     return root
 
 
@@ -135,6 +155,44 @@ def test_one_run_shows_recipe_curves_events_results_and_sample(pages):
                   "sleepy at step 40: cross-entropy on the data 4.2500, KL to the teachers 0.0125"):
         assert shown in words, shown
     assert "Seeds" not in words and "At equal compute" not in words  # only for studies, only for several runs
+
+
+def test_lm_eval_results_are_a_table_with_their_stderr(pages):
+    page = page_of(pages, "one")
+    table = text_of(page[page.index("<h3>lm-evaluation-harness"):])
+    # task, metric, value, stderr (none for arc_local, none for the filtered metric's "N/A"), items
+    for shown in ("task metric value stderr items", "arc_local acc 0.3000 - 20", "arc_local acc,flex 0.1500 - 20",
+                  "blimp_local acc 0.6250 0.0433 20", "blimp_local acc,flex 0.3125 - 20"):
+        assert shown in table, shown
+    assert "acc_stderr" not in table  # a stderr is a column, not a metric of its own
+
+
+def test_lm_eval_results_side_by_side(pages):
+    page = page_of(pages, "compare")
+    table = text_of(page[page.index("<h3>lm-evaluation-harness"):page.index("RUN/eval/lm-eval.")])
+    assert "task metric sleepy faster study/seed0 study/seed1 study/seed2" in table
+    assert "blimp_local acc 0.6250 ± 0.0433 - 0.5500 ± 0.0500 - -" in table
+    assert "arc_local acc 0.3000 - - - -" in table
+
+
+def test_words_axis_only_where_every_run_counts_words(pages):
+    one, compare = page_of(pages, "one"), page_of(pages, "compare")
+    assert re.findall(r'<input type="radio" name="axis" value="(\w+)"', one) == ["step", "tokens", "flops", "words"]
+    assert 'alt="loss against words"' in one
+    # faster and the seed study log no words: no words axis (they would be missing from it)
+    assert re.findall(r'<input type="radio" name="axis" value="(\w+)"', compare) == ["step", "tokens", "flops"]
+    assert 'alt="loss against words"' not in compare
+    # the overview's words: summary.json has none, so the last logged (40 steps * 32 tokens * 0.75)
+    overview = text_of(one[one.index("At a glance"):one.index("Throughput")])
+    assert "tokens words FLOPs" in overview and "1,280 960 4e+10" in overview
+    assert "1,280 - 8e+10" in text_of(compare[compare.index("At a glance"):compare.index("Throughput")])
+
+
+def test_events_are_placed_on_the_words_axis():
+    from tinylm.report.events import marks
+
+    found = marks([{"event": "reinit", "step": 4, "tokens": 128, "words": 96, "flops": 1.0}], {}, total_steps=9)
+    assert [(m["kind"], m["words"]) for m in found] == [("reinit", 96)]
 
 
 def test_a_distilled_run_is_marked_where_it_begins():
@@ -198,6 +256,37 @@ def test_a_real_run(trained_run, tmp_path):
     words = text_of(report(tmp_path, trained_run))
     assert f"{read_json(trained_run / 'summary.json', '')['val_loss']:.4f}" in words
     assert "L1-2-16x2" in words
+
+
+def test_a_glob_leaves_out_what_is_not_a_run(runs, tmp_path, capsys):
+    """`tinylm report runs/*` as `tinylm compare runs/*`: a plot and an ensemble's eval output beside the
+    runs are left out with a note each, the runs reported."""
+    plot = tmp_path / "curves.png"
+    plot.write_bytes(b"\x89PNG\r\n\x1a\n")
+    ensemble = tmp_path / "t12-eval"
+    (ensemble / "eval").mkdir(parents=True)
+    (ensemble / "eval" / "blimp.json").write_text("{}")
+    out = tmp_path / "report.html"
+    assert main(["report", str(plot), str(runs / "faster"), str(ensemble), "--out", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in err] == ["tinylm report"] * 2
+    assert f"left out {plot}" in err[0] and f"left out {ensemble}" in err[1]
+    assert "tinylm report: faster" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("case", ["none-is-a-run", "one-missing"])
+def test_a_glob_of_no_run_or_a_missing_path_is_still_a_mistake(runs, tmp_path, capsys, case):
+    if case == "none-is-a-run":
+        (tmp_path / "plain").mkdir()
+        (tmp_path / "notes.txt").write_text("x")
+        paths = [tmp_path / "plain", tmp_path / "notes.txt"]
+    else:  # a path that does not exist is a typo, not what a glob matched
+        paths = [runs / "faster", tmp_path / "typo"]
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["report", *map(str, paths), "--out", str(tmp_path / "report.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("none of" in err if case == "none-is-a-run" else "does not exist" in err)
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 # ------------------------------------------------------------------------------------ mistakes

@@ -75,12 +75,13 @@ def distill_teachers(config: dict) -> list[str]:
 
 
 def marks(events: list[dict], config: dict, total_steps: int | None) -> list[dict]:
-    """The run's marked events as {kind, step, tokens, flops, record}, in order."""
+    """The run's marked events as {kind, step, tokens, words, flops, record}, in order (words None where
+    the run does not count them)."""
     out = []
     teachers = distill_teachers(config)
     if teachers:
         out.append({"kind": "distill", "record": {"event": "distill", "teachers": teachers}, "step": 0, "tokens": 0,
-                    "flops": 0.0})
+                    "words": 0, "flops": 0.0})
     for record in events:
         kind = kind_of(record, total_steps)
         if kind is not None:
@@ -89,12 +90,12 @@ def marks(events: list[dict], config: dict, total_steps: int | None) -> list[dic
 
 
 def _where(record: dict) -> dict:
-    return {x: record.get(x) for x in ("step", "tokens", "flops")}
+    return {x: record.get(x) for x in ("step", "tokens", "words", "flops")}
 
 
 def describe(record: dict) -> str:
     """An event's own fields, for the table: `episode 2, val_loss 3.412, sleep deep`."""
-    fields = {k: v for k, v in record.items() if k not in ("event", "step", "tokens", "flops")}
+    fields = {k: v for k, v in record.items() if k not in ("event", "step", "tokens", "words", "flops")}
     parts = []
     for key, value in fields.items():
         if isinstance(value, float):

@@ -34,7 +34,7 @@ class RunFacts:
     log: list[dict]                 # log-step and eval lines (no "event" key), in file order
     events: list[dict]              # event lines (sleep, reinit, grow_phase, rollback, ...), in file order
     summary: dict                   # {} for a run that has not written summary.json yet
-    evals: list[tuple[str, str, dict]] = field(default_factory=list)  # (kind, name, result): blimp, hellaswag, val
+    evals: list[tuple[str, str, dict]] = field(default_factory=list)  # (kind, name, result): blimp, hellaswag, val, lm-eval
     finetunes: list[tuple[str, dict]] = field(default_factory=list)   # (where, finetune.json)
 
     def series(self, key: str, x: str = "step") -> list[tuple[float, float]]:
@@ -45,6 +45,17 @@ class RunFacts:
             if _number(value) and _number(at):
                 points[float(at)] = float(value)
         return sorted(points.items())
+
+    def words(self) -> int | None:
+        """Words of training data seen (BabyLM's count, tinylm/data/words_seen.py): summary.json's, else the
+        last logged; None for a run whose data does not count words."""
+        if _number(self.summary.get("words")):
+            return self.summary["words"]
+        logged = self.series("words")
+        return int(logged[-1][1]) if logged else None
+
+    def logs_words(self) -> bool:
+        return bool(self.series("words"))
 
     def throughput(self) -> dict:
         """Median tokens/s, FLOP/s and MFU over the log lines (the first steps compile and warm up), and
@@ -96,19 +107,33 @@ def seed_runs(path: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[4:]))
 
 
-def check_inputs(paths) -> list[Path]:
+def check_inputs(paths, skipped: list | None = None) -> list[Path]:
     """The given directories, each a run or a seed study; anything else is the user's mistake, said
-    before a single file is read or written."""
-    out = []
-    for raw in paths:
-        path = Path(raw).expanduser()
+    before a single file is read or written.
+
+    As `tinylm compare` does (tinylm/eval/compare.py `find_runs`), among several paths one that is not a
+    run is left out when `skipped` is a list, with a note appended to it: a glob such as `runs/*` also
+    matches a plot or an ensemble's eval output. A path that does not exist is still an error (a typo,
+    not a glob), and so is a single path that is not a run, or a selection without a single run.
+    """
+    paths = [Path(raw).expanduser() for raw in paths]
+    out, notes = [], []
+    for path in paths:
         if not path.exists():
             raise UserError(f"{path} does not exist: give a run directory written by `tinylm train`")
-        if not path.is_dir() or not (is_run(path) or seed_runs(path)):
+        if path.is_dir() and (is_run(path) or seed_runs(path)):
+            out.append(path)
+        elif skipped is not None and len(paths) > 1:
+            notes.append(f"left out {path}: not a run (no config.yaml and metrics.jsonl) nor a seed study")
+        else:
             raise UserError(f"{path} {_NOT_A_RUN}")
-        out.append(path)
     if not out:
-        raise UserError("no runs given: tinylm report RUN [RUN ...] --out report.html")
+        named = ", ".join(map(str, paths[:4])) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+        raise UserError("no runs given: tinylm report RUN [RUN ...] --out report.html" if not paths else
+                        f"none of {named} is a run (no config.yaml and metrics.jsonl) or a seed study (no "
+                        "seed*/ runs): give directories written by `tinylm train --out`")
+    if skipped is not None:
+        skipped.extend(notes)
     return out
 
 
@@ -141,6 +166,8 @@ def _read_results(facts: RunFacts) -> None:
 
 def result_kind(result: dict) -> str | None:
     """Which evaluation a result file holds, by its fields (the files are named by the user's set)."""
+    if isinstance(result.get("metrics"), dict) and isinstance(result.get("task"), str):
+        return "lm-eval"  # tinylm/eval/harness.py `run`: RUN/eval/lm-eval.<task>.json
     if _number(result.get("mean")) and isinstance(result.get("fields"), dict):
         return "blimp"
     if _number(result.get("acc")) and _number(result.get("acc_norm")):

@@ -17,7 +17,14 @@ from tinylm.report.events import STYLES, describe
 from tinylm.report.facts import RunFacts, SeedStudy, all_runs
 from tinylm.report.recipe_diff import MISSING, differences
 
-AXIS_NAMES = {"step": "steps", "tokens": "tokens", "flops": "FLOPs"}
+AXIS_NAMES = {"step": "steps", "tokens": "tokens", "flops": "FLOPs", "words": "words"}
+
+
+def axes(runs: list[RunFacts]) -> dict[str, str]:
+    """The x-axes the loss is drawn against: words only where every run logs them (one run without would
+    be missing from that picture, not shown as worse)."""
+    every = all(r.logs_words() for r in runs)
+    return {x: name for x, name in AXIS_NAMES.items() if x != "words" or every}
 
 
 def _e(value) -> str:
@@ -74,19 +81,20 @@ def overview(runs: list[RunFacts]) -> str:
         methods = ", ".join(next(iter(m)) if isinstance(m, dict) else str(m) for m in r.config.get("methods") or [])
         steps = f"{t.get('steps', '-')} of {r.summary.get('total_steps', '?')}" if r.summary else "(no summary.json)"
         rows.append([r.label, r.config.get("name"), model.get("name"), methods or "none", steps, t.get("tokens"),
-                     t.get("flops"), t.get("parameters"), r.summary.get("val_loss"),
+                     r.words(), t.get("flops"), t.get("parameters"), r.summary.get("val_loss"),
                      "yes" if r.summary.get("complete") else "no"])
         wall = f"{t['wall_s']:,.1f}" if _number(t.get("wall_s")) else None
         speed.append([r.label, wall, t.get("tokens_per_s"), t.get("flops_per_s"),
                       f"{t['mfu']:.1%}" if "mfu" in t else None, t.get("device"), t.get("precision"),
                       t.get("processes")])
     return ("<h2>At a glance</h2>" +
-            _table(["run", "recipe", "model", "methods", "steps", "tokens", "FLOPs", "parameters", "val loss",
+            _table(["run", "recipe", "model", "methods", "steps", "tokens", "words", "FLOPs", "parameters", "val loss",
                     "complete"], rows) +
             "<h3>Throughput</h3>" +
             _table(["run", "wall s", "tokens/s", "FLOP/s", "MFU", "device", "precision", "processes"], speed) +
             '<p class="note">tokens/s, FLOP/s and MFU: the median over the log lines (the first steps warm up); '
-            "MFU only where the device's peak is known.</p>")
+            "MFU only where the device's peak is known. words: of training data seen, as BabyLM counts them "
+            "(whitespace words of the source text); - where the run's data does not count words.</p>")
 
 
 def curves(runs: list[RunFacts]) -> str:
@@ -94,10 +102,10 @@ def curves(runs: list[RunFacts]) -> str:
         return ("<h2>Loss</h2><p>No loss logged yet: the runs stopped before their first log line "
                 "(<code>train.log_every</code>).</p>")
     choice = "".join(f'<label><input type="radio" name="axis" value="{x}"{" checked" if x == "step" else ""}> '
-                     f"{name}</label>" for x, name in AXIS_NAMES.items())
+                     f"{name}</label>" for x, name in axes(runs).items())
     figures = "".join(f'<div class="curve" data-axis="{x}"{"" if x == "step" else " hidden"}>'
                       f"{_img(plots.loss_figure(runs, x), f'loss against {name}')}</div>"
-                      for x, name in AXIS_NAMES.items())
+                      for x, name in axes(runs).items())
     rows = [[r.label, m["step"], STYLES[m["kind"]].label, m["record"].get("event"), describe(m["record"])]
             for r in runs for m in plots.run_marks(r)]
     table = (f"<details open><summary>the marked events ({len(rows)})</summary>"
@@ -146,22 +154,72 @@ def evaluations(runs: list[RunFacts]) -> str:
                 rows.setdefault(f"{name}: mean over paradigms", {})[r.label] = result["mean"]
                 for field, f in sorted(result["fields"].items()):
                     rows.setdefault(f"{name}: {field}", {})[r.label] = f.get("accuracy")
+            elif kind == "lm-eval":
+                continue  # a table of its own (lm_eval), its metrics are many and carry their stderr
             elif kind == "hellaswag":
                 rows.setdefault(f"{name}: acc", {})[r.label] = result["acc"]
                 rows.setdefault(f"{name}: acc_norm", {})[r.label] = result["acc_norm"]
             else:
                 rows.setdefault(f"{name}: validation loss", {})[r.label] = result["val_loss"]
-    out = ""
+    harness = lm_eval(runs)
+    out = "<h2>Evaluation</h2>" if rows or harness else ""
     if rows:
-        out += ("<h2>Evaluation</h2>" + _table(["result", *[r.label for r in runs]],
+        out += (_table(["result", *[r.label for r in runs]],
                                                 [[k, *[v.get(r.label) for r in runs]] for k, v in rows.items()]) +
                 '<p class="note">BLiMP: accuracy per field and the unweighted mean over paradigms. HellaSwag: acc '
                 "(summed log-likelihood of the ending) and acc_norm (per character of the ending).</p>")
+    out += harness
     tuned = [[r.label, where, *_finetune_row(report)] for r in runs for where, report in r.finetunes]
     if tuned:
         out += ("<h2>Fine-tuning</h2>" + _table(["run", "file", "task", "pretrained", "from scratch", "gap",
                                                   "majority baseline"], tuned))
     return out
+
+
+def _stderr_key(metric: str) -> str:
+    """lm-eval's name for a metric's standard error: acc -> acc_stderr, acc,flex -> acc_stderr,flex (the file's
+    metric names, as tinylm/eval/harness.py `_metrics` writes them)."""
+    name, comma, filt = metric.partition(",")
+    return f"{name}_stderr{comma}{filt}"
+
+
+def lm_eval_metrics(result: dict) -> list[tuple[str, float, float | None]]:
+    """(metric, value, stderr or None) of one `lm-eval.<task>.json`, its numeric metrics in file order."""
+    metrics = result.get("metrics") or {}
+    return [(m, v, metrics.get(_stderr_key(m)) if _number(metrics.get(_stderr_key(m))) else None)
+            for m, v in metrics.items() if "_stderr" not in m and _number(v)]
+
+
+def lm_eval(runs: list[RunFacts]) -> str:
+    """lm-evaluation-harness results (`tinylm eval --lm-eval TASK`): task, metric, value and stderr; for
+    several runs one column per run, value ± stderr."""
+    found: dict[tuple[str, str], dict[str, tuple]] = {}
+    samples: dict[tuple[str, str], dict[str, object]] = {}
+    for r in runs:
+        for kind, _, result in r.evals:
+            if kind != "lm-eval":
+                continue
+            for metric, value, stderr in lm_eval_metrics(result):
+                found.setdefault((result["task"], metric), {})[r.label] = (value, stderr)
+                samples.setdefault((result["task"], metric), {})[r.label] = result.get("samples")
+    if not found:
+        return ""
+    if len(runs) == 1:
+        label = runs[0].label
+        rows = [[task, metric, *found[(task, metric)][label], samples[(task, metric)][label]]
+                for task, metric in found]
+        table = _table(["task", "metric", "value", "stderr", "items"], rows)
+    else:
+        def cell(pair):
+            if pair is None:
+                return None
+            value, stderr = pair
+            return f"{value:.4f}" + (f" ± {stderr:.4f}" if stderr is not None else "")
+        rows = [[task, metric, *[cell(per_run.get(r.label)) for r in runs]] for (task, metric), per_run in found.items()]
+        table = _table(["task", "metric", *[r.label for r in runs]], rows)
+    return ("<h3>lm-evaluation-harness</h3>" + table +
+            '<p class="note">From <code>tinylm eval --lm-eval TASK</code> (RUN/eval/lm-eval.&lt;task&gt;.json): '
+            "lm-eval's own metrics and its bootstrap standard error, where it gives one.</p>")
 
 
 def _finetune_row(report: dict) -> list:

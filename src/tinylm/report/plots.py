@@ -2,7 +2,8 @@
 
 The loss curve is drawn three times, against optimizer steps, tokens and cumulative FLOPs: a sleep or
 a grow stage changes what a step costs, so only the FLOPs axis compares curricula fairly, while steps
-is where the recipe's numbers (episode lengths, stage ends) can be read off. Every marked event
+is where the recipe's numbers (episode lengths, stage ends) can be read off. Where every run logs
+`words` (tinylm/data/words_seen.py) a fourth is drawn against words seen, the BabyLM challenge's budget. Every marked event
 (`report/events.py`) sits on the run's training-loss curve at the step it happened, with one marker and
 colour per kind and a legend of the kinds present. The seed spread and the equal-compute figure are
 the ones `tinylm seeds --plot` and `tinylm compare --x flops` draw, so the report and those commands
@@ -19,7 +20,8 @@ from tinylm.report.events import STYLES, marks
 from tinylm.report.facts import RunFacts
 from tinylm.rundir.curves import value_at
 
-AXES = {"step": "optimizer step", "tokens": "tokens", "flops": "cumulative training FLOPs"}
+AXES = {"step": "optimizer step", "tokens": "tokens", "flops": "cumulative training FLOPs",
+        "words": "words of training data seen (BabyLM's count)"}
 DPI = 100
 
 
