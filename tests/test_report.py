@@ -215,7 +215,7 @@ def test_a_run_without_results_has_no_result_sections(pages):
     page = page_of(pages, "bare")
     assert "<h2>Evaluation" not in page and "<h2>Fine-tuning" not in page
     words = text_of(page)
-    assert "Generated text faster Alice was &lt;here&gt;" in words
+    assert "Generated text faster Alice was &lt;here&gt; prompt &#x27;Alice was&#x27;" in words
     assert "No method event was logged." in words
 
 
@@ -260,18 +260,21 @@ def test_a_real_run(trained_run, tmp_path):
 
 def test_a_glob_leaves_out_what_is_not_a_run(runs, tmp_path, capsys):
     """`tinylm report runs/*` as `tinylm compare runs/*`: a plot and an ensemble's eval output beside the
-    runs are left out with a note each, the runs reported."""
+    runs are left out with a note each, the runs reported (here a seed study alone, whose seeds are not
+    compared at equal compute: they spend the same FLOPs a step)."""
     plot = tmp_path / "curves.png"
     plot.write_bytes(b"\x89PNG\r\n\x1a\n")
     ensemble = tmp_path / "t12-eval"
     (ensemble / "eval").mkdir(parents=True)
     (ensemble / "eval" / "blimp.json").write_text("{}")
     out = tmp_path / "report.html"
-    assert main(["report", str(plot), str(runs / "faster"), str(ensemble), "--out", str(out)]) == 0
+    assert main(["report", str(plot), str(runs / "study"), str(ensemble), "--out", str(out)]) == 0
     err = capsys.readouterr().err.splitlines()
     assert [line.split(":")[0] for line in err] == ["tinylm report"] * 2
     assert f"left out {plot}" in err[0] and f"left out {ensemble}" in err[1]
-    assert "tinylm report: faster" in out.read_text(encoding="utf-8")
+    words = text_of(out.read_text(encoding="utf-8"))
+    assert "tinylm report: study " in words and "study: final validation loss" in words
+    assert "At equal compute" not in words
 
 
 @pytest.mark.parametrize("case", ["none-is-a-run", "one-missing"])

@@ -70,17 +70,28 @@ class RunFacts:
                 out[key] = self.summary[key]
         return out
 
-    def samples(self) -> list[str]:
-        """Generated text the summary holds (`sample`, or `samples` as strings or {prompt, text})."""
+    def samples(self) -> list[tuple[str, str]]:
+        """Generated text the summary holds (`sample`, or `samples` as strings or {prompt, text}), each with
+        how it was drawn (an empty prompt, a few tokens, a temperature: a short odd sample reads right)."""
         raw = self.summary.get("samples", self.summary.get("sample"))
         raw = raw if isinstance(raw, list) else [raw] if raw else []
         out = []
         for item in raw:
             if isinstance(item, dict):
-                out.append(f"{item.get('prompt', '')}{item.get('text', item.get('continuation', ''))}")
+                text = f"{item.get('prompt', '')}{item.get('text', item.get('continuation', ''))}"
+                out.append((text, _how_sampled(item)))
             elif isinstance(item, str):
-                out.append(item)
+                out.append((item, ""))
         return out
+
+
+def _how_sampled(item: dict) -> str:
+    prompt = item.get("prompt")
+    said = [f"prompt {prompt!r}" if prompt else "no prompt" if prompt is not None else ""]
+    said += [f"{item[key]} {name}" if key == "tokens" else f"{name} {item[key]}"
+             for key, name in (("tokens", "tokens generated"), ("temperature", "temperature"), ("top_k", "top-k"),
+                               ("seed", "seed")) if item.get(key) is not None]
+    return ", ".join(s for s in said if s)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from tinylm.package_files import package_file
 from tinylm.report import plots
 from tinylm.report.events import STYLES, describe
 from tinylm.report.facts import RunFacts, SeedStudy, all_runs
+from tinylm.report.harness_table import lm_eval_table
 from tinylm.report.recipe_diff import MISSING, differences
 
 AXIS_NAMES = {"step": "steps", "tokens": "tokens", "flops": "FLOPs", "words": "words"}
@@ -176,48 +177,11 @@ def evaluations(runs: list[RunFacts]) -> str:
     return out
 
 
-def _stderr_key(metric: str) -> str:
-    """lm-eval's name for a metric's standard error: acc -> acc_stderr, acc,flex -> acc_stderr,flex (the file's
-    metric names, as tinylm/eval/harness.py `_metrics` writes them)."""
-    name, comma, filt = metric.partition(",")
-    return f"{name}_stderr{comma}{filt}"
-
-
-def lm_eval_metrics(result: dict) -> list[tuple[str, float, float | None]]:
-    """(metric, value, stderr or None) of one `lm-eval.<task>.json`, its numeric metrics in file order."""
-    metrics = result.get("metrics") or {}
-    return [(m, v, metrics.get(_stderr_key(m)) if _number(metrics.get(_stderr_key(m))) else None)
-            for m, v in metrics.items() if "_stderr" not in m and _number(v)]
-
-
 def lm_eval(runs: list[RunFacts]) -> str:
-    """lm-evaluation-harness results (`tinylm eval --lm-eval TASK`): task, metric, value and stderr; for
-    several runs one column per run, value ± stderr."""
-    found: dict[tuple[str, str], dict[str, tuple]] = {}
-    samples: dict[tuple[str, str], dict[str, object]] = {}
-    for r in runs:
-        for kind, _, result in r.evals:
-            if kind != "lm-eval":
-                continue
-            for metric, value, stderr in lm_eval_metrics(result):
-                found.setdefault((result["task"], metric), {})[r.label] = (value, stderr)
-                samples.setdefault((result["task"], metric), {})[r.label] = result.get("samples")
-    if not found:
+    found = lm_eval_table(runs)
+    if found is None:
         return ""
-    if len(runs) == 1:
-        label = runs[0].label
-        rows = [[task, metric, *found[(task, metric)][label], samples[(task, metric)][label]]
-                for task, metric in found]
-        table = _table(["task", "metric", "value", "stderr", "items"], rows)
-    else:
-        def cell(pair):
-            if pair is None:
-                return None
-            value, stderr = pair
-            return f"{value:.4f}" + (f" ± {stderr:.4f}" if stderr is not None else "")
-        rows = [[task, metric, *[cell(per_run.get(r.label)) for r in runs]] for (task, metric), per_run in found.items()]
-        table = _table(["task", "metric", *[r.label for r in runs]], rows)
-    return ("<h3>lm-evaluation-harness</h3>" + table +
+    return ("<h3>lm-evaluation-harness</h3>" + _table(*found) +
             '<p class="note">From <code>tinylm eval --lm-eval TASK</code> (RUN/eval/lm-eval.&lt;task&gt;.json): '
             "lm-eval's own metrics and its bootstrap standard error, where it gives one.</p>")
 
@@ -283,17 +247,20 @@ def equal_compute(runs: list[RunFacts]) -> str:
 
 
 def samples(runs: list[RunFacts]) -> str:
-    shown = [(r.label, text) for r in runs for text in r.samples()]
+    shown = [(r.label, text, how) for r in runs for text, how in r.samples()]
     if not shown:
         return ""
     return "<h2>Generated text</h2>" + "".join(f"<h3>{_e(label)}</h3><pre class=\"sample\">{_e(text)}</pre>"
-                                                for label, text in shown)
+                                                + (f'<p class="note">{_e(how)}</p>' if how else "")
+                                                for label, text, how in shown)
 
 
 def render(entries: list[RunFacts | SeedStudy]) -> str:
     runs = all_runs(entries)
     body = "".join([overview(runs), curves(runs), recipes(runs), evaluations(runs),
-                    seeds([e for e in entries if isinstance(e, SeedStudy)]), equal_compute(runs), samples(runs)])
+                    seeds([e for e in entries if isinstance(e, SeedStudy)]),
+                    # the seeds of one study spend the same FLOPs a step: nothing to compare at equal compute
+                    equal_compute(runs) if len(entries) > 1 else "", samples(runs)])
     title = "tinylm report: " + ", ".join(e.label for e in entries)
     template = string.Template(package_file("assets", "report", "page.html").read_text(encoding="utf-8"))
     return template.substitute(title=_e(title), sources=_e(", ".join(str(e.path) for e in entries)), body=body)
