@@ -77,3 +77,50 @@ def any_rank(flag: bool, world: World) -> bool:
     t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
     dist.all_reduce(t)
     return int(t.item()) > 0
+
+
+class StopVote:
+    """Every rank's stop request (a signal may reach only some processes), agreed on at every step.
+
+    Each step's end hands this rank's flag to an asynchronous all-reduce on a CPU (gloo) group and reads
+    the previous step's result, which has long arrived: no host-device sync, no wait on the slowest
+    rank beyond the step's own gradient all-reduce. All ranks read the same sums at the same step, so
+    they stop together, one step after the first request. A world of one reads its flag directly.
+    """
+
+    def __init__(self, world: World):
+        self.world = world
+        self.pending = None  # (work, tensor) of the vote handed over at the previous step
+
+    def __call__(self, flag: bool) -> bool:
+        if not self.world.active:
+            return flag
+        agreed = self._result()
+        if not agreed:
+            vote = torch.tensor([1 if flag else 0], dtype=torch.int64)
+            self.pending = (dist.all_reduce(vote, group=_cpu_group(), async_op=True), vote)
+        return agreed
+
+    def _result(self) -> bool:
+        if self.pending is None:
+            return False
+        work, vote = self.pending
+        work.wait()
+        self.pending = None
+        return int(vote.item()) > 0
+
+    def close(self) -> None:
+        """Collect the vote still under way (every rank handed over the same ones)."""
+        if self.world.active:
+            self._result()
+
+
+_CPU_GROUP = None
+
+
+def _cpu_group():
+    """A gloo group beside the default one (nccl on GPUs) for host-side flags; made once per process."""
+    global _CPU_GROUP
+    if _CPU_GROUP is None:
+        _CPU_GROUP = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
+    return _CPU_GROUP

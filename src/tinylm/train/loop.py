@@ -96,6 +96,7 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     every_log, every_eval, every_ckpt = max(1, t.log_every), run.recipe.eval.every, run.recipe.checkpoint.every
     window_start, window_tokens, window_data = time.perf_counter(), 0, 0.0
     window_flops = run.flops
+    vote = distributed.StopVote(run.world)
     guard = NonFiniteGuard(run)  # a NaN/inf loss is never evaluated, saved or finished (train.on_nan)
     # A resumed run picks up its last log line: one killed after its last checkpoint but before its end
     # trains no step, and still ends as an uninterrupted one does (final eval, `end`, summary).
@@ -135,12 +136,14 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
             _eval(run, on_eval)
         if on_step:
             on_step(run, record)
-        # Across processes a stop request is agreed on at log steps only: the all-reduce is a host sync.
-        stop = distributed.any_rank(run.stop_requested, run.world) if logged or not run.world.active else False
+        stop = vote(run.stop_requested)  # across processes: every rank stops at the same step
+        if stop and not syncs and guard.diverged():  # a stop's checkpoint is checked like any other
+            continue
         if checkpointed or stop:
             save_checkpoint(run)
         if stop:
             return record
+    vote.close()
     final = _eval(run, on_eval)
     run.emit("stop")
     digests = distributed.gather_digests(run.model, run.world)
