@@ -85,7 +85,8 @@ def make_run(path: Path, lr: float = 1e-3, steps: int = 40, loss0: float = 6.0, 
             "mean": 0.6125, "pairs": 40, "paradigm_count": 4, "paradigms": {},
             "fields": {"morphology": {"accuracy": 0.7125, "pairs": 20, "paradigms": 2},
                        "syntax": {"accuracy": 0.5125, "pairs": 20, "paradigms": 2}}}))
-        (path / "eval" / "hellaswag.json").write_text(json.dumps({"acc": 0.3125, "acc_norm": 0.3375, "items": 16}))
+        (path / "eval" / "hellaswag.json").write_text(json.dumps({"acc": 0.3125, "acc_norm": 0.3375, "acc_stderr": 0.05,
+                                                                     "items": 16}))
         (path / "finetune.json").write_text(json.dumps({
             "task": {"name": "agnews"}, "baseline": {"accuracy": 0.25},
             "pretrained": {"n": 2, "mean": 0.8125, "std": 0.0125}, "scratch": {"n": 2, "mean": 0.5, "std": 0.02},
@@ -149,8 +150,8 @@ def test_one_run_shows_recipe_curves_events_results_and_sample(pages):
                       ("24", "rollback to the best snapshot"), ("26", "forget: weights re-drawn"),
                       ("28", "grow: new stage (older layers frozen)"), ("30", "other event"),
                       ("40", "episode ends with the run")]
-    for shown in ("blimp: mean over paradigms 0.6125", "blimp: morphology 0.7125", "blimp: syntax 0.5125",
-                  "hellaswag: acc 0.3125", "hellaswag: acc_norm 0.3375",
+    for shown in ("blimp: mean over paradigms 0.6125 (n=40)", "blimp: morphology 0.7125 (n=20)",
+                  "blimp: syntax 0.5125 (n=20)", "hellaswag: acc 0.3125 ± 0.0500 (n=16)", "hellaswag: acc_norm 0.3375 (n=16)",
                   "agnews 0.8125 ± 0.0125 (n=2) 0.5000 ± 0.0200 (n=2) 0.3125 0.2500", "Alice was &lt;here&gt;",
                   "sleepy at step 40: cross-entropy on the data 4.2500, KL to the teachers 0.0125"):
         assert shown in words, shown
@@ -171,8 +172,8 @@ def test_lm_eval_results_side_by_side(pages):
     page = page_of(pages, "compare")
     table = text_of(page[page.index("<h3>lm-evaluation-harness"):page.index("RUN/eval/lm-eval.")])
     assert "task metric sleepy faster study/seed0 study/seed1 study/seed2" in table
-    assert "blimp_local acc 0.6250 ± 0.0433 - 0.5500 ± 0.0500 - -" in table
-    assert "arc_local acc 0.3000 - - - -" in table
+    assert "blimp_local acc 0.6250 ± 0.0433 (n=20) - 0.5500 ± 0.0500 (n=20) - -" in table
+    assert "arc_local acc 0.3000 (n=20) - - - -" in table
 
 
 def test_words_axis_only_where_every_run_counts_words(pages):

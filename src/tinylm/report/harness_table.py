@@ -4,7 +4,7 @@ Each file holds lm-eval's own metrics for one task (or group) under the names ti
 `_metrics` gives them: `acc`, `acc_norm`, a filtered `acc,flex`, and beside each the bootstrap standard
 error lm-eval computed (`acc_stderr`, `acc_stderr,flex`; "N/A" where it gave none). A reader wants the
 value with its error, so a stderr is never a row of its own: for one run the table is task, metric,
-value, stderr, items; for several, one column per run holding "value ± stderr", the tasks side by side.
+value, stderr, items; for several, one column per run holding "value ± stderr (n=items)", side by side.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def lm_eval_table(runs: list[RunFacts]) -> tuple[list[str], list[list]] | None:
     def cell(entry):
         if entry is None:
             return None
-        value, stderr, _ = entry
-        return f"{value:.4f}" + (f" ± {stderr:.4f}" if stderr is not None else "")
+        value, stderr, n = entry
+        return f"{value:.4f}" + (f" ± {stderr:.4f}" if stderr is not None else "") + (f" (n={n})" if n else "")
 
     return (["task", "metric", *[r.label for r in runs]],
             [[task, metric, *[cell(per_run.get(r.label)) for r in runs]] for (task, metric), per_run in found.items()])

@@ -147,28 +147,37 @@ def _yaml_value(value) -> str:
     return "null" if value is None else str(value)
 
 
+def _scored(value, n=None, stderr=None) -> str | None:
+    """An accuracy with what it stands on: `0.5500 ± 0.1141 (n=20)` (a --limit 20 result says so)."""
+    if not _number(value):
+        return None
+    return f"{value:.4f}" + (f" ± {stderr:.4f}" if _number(stderr) else "") + (f" (n={n})" if _number(n) else "")
+
+
 def evaluations(runs: list[RunFacts]) -> str:
-    rows: dict[str, dict[str, float]] = {}
+    rows: dict[str, dict[str, str | None]] = {}
     for r in runs:
         for kind, name, result in r.evals:
             if kind == "blimp":
-                rows.setdefault(f"{name}: mean over paradigms", {})[r.label] = result["mean"]
+                rows.setdefault(f"{name}: mean over paradigms", {})[r.label] = _scored(result["mean"], result.get("pairs"))
                 for field, f in sorted(result["fields"].items()):
-                    rows.setdefault(f"{name}: {field}", {})[r.label] = f.get("accuracy")
+                    rows.setdefault(f"{name}: {field}", {})[r.label] = _scored(f.get("accuracy"), f.get("pairs"))
             elif kind == "lm-eval":
                 continue  # a table of its own (lm_eval), its metrics are many and carry their stderr
             elif kind == "hellaswag":
-                rows.setdefault(f"{name}: acc", {})[r.label] = result["acc"]
-                rows.setdefault(f"{name}: acc_norm", {})[r.label] = result["acc_norm"]
+                for metric in ("acc", "acc_norm"):
+                    rows.setdefault(f"{name}: {metric}", {})[r.label] = _scored(
+                        result[metric], result.get("items"), result.get(f"{metric}_stderr"))
             else:
                 rows.setdefault(f"{name}: validation loss", {})[r.label] = result["val_loss"]
     harness = lm_eval(runs)
     out = "<h2>Evaluation</h2>" if rows or harness else ""
     if rows:
-        out += (_table(["result", *[r.label for r in runs]],
-                                                [[k, *[v.get(r.label) for r in runs]] for k, v in rows.items()]) +
+        out += (_table(["result", *[r.label for r in runs]], [[k, *[v.get(r.label) for r in runs]] for k, v in rows.items()])
+                +
                 '<p class="note">BLiMP: accuracy per field and the unweighted mean over paradigms. HellaSwag: acc '
-                "(summed log-likelihood of the ending) and acc_norm (per character of the ending).</p>")
+                "(summed log-likelihood of the ending) and acc_norm (per character of the ending), ± the standard error "
+                "where the file has one; n: the pairs or items scored.</p>")
     out += harness
     tuned = [[r.label, where, *_finetune_row(report)] for r in runs for where, report in r.finetunes]
     if tuned:
