@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 Space = Callable[[optuna.Trial], list]
 HEARTBEAT_S = 20  # a RUNNING trial silent for 3 heartbeats belongs to a dead worker and is retried
+HEARTBEAT_ENV = "TINYLM_SWEEP_HEARTBEAT_S"  # seconds; shorter for tests that kill a worker, longer on slow links
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -68,6 +69,7 @@ def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None
                fingerprint: dict | None = None, pruner=None) -> optuna.Study:
     """Create or load the study; refuse to join one started with a different recipe or space."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna narrates every trial at INFO
+    beat = heartbeat_s()  # a bad value is refused before the study's directory exists
     out_dir = Path(out_dir)
     if storage is None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,8 +79,8 @@ def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
-                                             grace_period=3 * HEARTBEAT_S)
+            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=kwargs, heartbeat_interval=beat,
+                                             grace_period=3 * beat)
         study = optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler, pruner=pruner,
                                     direction="minimize", load_if_exists=True)
     except Exception as e:  # sqlalchemy's errors, a missing driver, a bad URL: all the user's to fix
@@ -97,6 +99,18 @@ def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None
             raise UserError(f"study {study_name!r} in {shown} was started with a different {key} (changed: {what}): "
                             "re-run with the same recipe and options, or start a new study with another --out/--study")
     return study
+
+
+def heartbeat_s() -> int:
+    """Seconds between a running trial's heartbeats: HEARTBEAT_S, or $TINYLM_SWEEP_HEARTBEAT_S (whole seconds,
+    as Optuna's storage takes them). Every worker of a study should use the same value."""
+    text = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if not text:
+        return HEARTBEAT_S
+    if not text.isdigit() or not 1 <= int(text) <= 3600:
+        raise UserError(f"{HEARTBEAT_ENV}={text!r}: give whole seconds from 1 to 3600, or unset it "
+                        f"(default {HEARTBEAT_S})")
+    return int(text)
 
 
 def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage: str | None = None,
