@@ -136,9 +136,16 @@ def bench_config(preset: str, batch: int, seq: int, choice, device: torch.device
     # Peak memory of tinylm alone: taken before the transformers model exists (CPU: process RSS).
     sync(device)
     memory = peak_memory_mb(device)
+    # transformers' peak on CUDA: what it allocates above tinylm's live model and optimizer (its own copy of the
+    # weights, its optimizer, its activations). None on CPU, where the process RSS cannot tell the two apart.
+    held = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     theirs = hf_stepper(model, batch, seq, precision, device, args.hf_compile)
     for _ in range(args.warmup):
         theirs()
+    sync(device)
+    theirs_memory = round(peak_memory_mb(device) - held / 2**20, 1) if device.type == "cuda" else None
     a, b = [], []
     for _ in range(args.rounds):
         a.append(measure(ours, args.steps, tokens, device))
@@ -150,7 +157,7 @@ def bench_config(preset: str, batch: int, seq: int, choice, device: torch.device
             "ratio": round(ours_tps / theirs_tps, 3),
             "mfu": round(model_flops_per_token(model, seq) * ours_tps / peak, 4),
             "transformers_mfu": round(model_flops_per_token(model, seq) * theirs_tps / peak, 4),
-            "peak_memory_mb": round(memory, 1), "peak_flops": round(peak), "compile": args.compile,
+            "peak_memory_mb": round(memory, 1), "transformers_peak_memory_mb": theirs_memory, "peak_flops": round(peak), "compile": args.compile,
             "transformers_compile": args.hf_compile, "tinylm_rounds": [round(x, 1) for x in a],
             "transformers_rounds": [round(x, 1) for x in b], "threads": torch.get_num_threads(),
             "torch": torch.__version__}
