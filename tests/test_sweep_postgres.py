@@ -122,7 +122,7 @@ def _log_steps(run_dir: Path) -> list[int]:
 
 def test_two_workers_share_one_study_and_run_each_trial_once(postgres_url, tiny_recipe, tmp_path):
     recipe, out = tiny_recipe(), tmp_path / "sweep"
-    workers = [_sweep(recipe, out, postgres_url, "--trials", "4", "--budget", "10 steps", "--study", "shared")
+    workers = [_sweep(recipe, out, postgres_url, "--trials", "4", "--budget", "4 steps", "--study", "shared")
                for _ in range(2)]
     outputs = [_finish(w) for w in workers]
     study = optuna.load_study(study_name="shared", storage=postgres_url)
@@ -134,12 +134,12 @@ def test_two_workers_share_one_study_and_run_each_trial_once(postgres_url, tiny_
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took trials
     for rel in run_dirs:  # each trained once: its log steps go up once, to the budget
         steps = _log_steps(out / rel)
-        assert steps == sorted(set(steps)) and steps[-1] == 10, (rel, steps)
+        assert steps == sorted(set(steps)) and steps[-1] == 4, (rel, steps)
 
 
 def test_a_killed_workers_trial_is_retried_once_its_heartbeat_stops(postgres_url, tiny_recipe, tmp_path):
-    recipe = tiny_recipe("long", train={"duration": "400 steps", "log_every": 10}, eval={"every": 0},
-                         checkpoint={"every": 20})
+    recipe = tiny_recipe("long", train={"duration": "120 steps", "log_every": 10}, eval={"every": 0},
+                         checkpoint={"every": 10})
     out, args = tmp_path / "sweep", ("--trials", "1", "--study", "killed")
     first = _sweep(recipe, out, postgres_url, *args, heartbeat=1)
     deadline = time.monotonic() + 120
@@ -156,7 +156,7 @@ def test_a_killed_workers_trial_is_retried_once_its_heartbeat_stops(postgres_url
     study._storage.set_trial_user_attr(orphan._trial_id, "worker", "another-host:1")
     (run_dir,) = (out / "trials").iterdir()
     trained = max(_log_steps(run_dir), default=0)
-    assert 0 < trained < 400
+    assert 0 < trained < 120
 
     time.sleep(max(0.0, 3 * 1 + 1 - (time.monotonic() - killed_at)))  # past the grace period (3 heartbeats)
     _finish(_sweep(recipe, out, postgres_url, *args, heartbeat=1))
@@ -166,4 +166,4 @@ def test_a_killed_workers_trial_is_retried_once_its_heartbeat_stops(postgres_url
     assert retry.params == dead.params and retry.user_attrs["run_dir"] == dead.user_attrs["run_dir"]
     assert list((out / "trials").iterdir()) == [run_dir]  # the same directory, resumed
     steps = _log_steps(run_dir)
-    assert steps == sorted(set(steps)) and steps[-1] == 400  # from its checkpoint on, no step logged twice
+    assert steps == sorted(set(steps)) and steps[-1] == 120  # from its checkpoint on, no step logged twice

@@ -7,6 +7,7 @@ Right: the best validation loss per layer count (the paper's figure 2 for one tr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 # A bare Figure renders with the Agg canvas and touches no pyplot state: no display needed, and
@@ -60,7 +61,7 @@ def plot_heads_vs_layers(rows: list[dict], space: StructureSpace, path: Path) ->
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.png")  # workers sharing the sweep directory
     fig.savefig(tmp, dpi=120)
     tmp.replace(path)
     return path

@@ -35,6 +35,7 @@ from typing import Callable
 from tinylm.errors import UserError
 from tinylm.optional import require
 from tinylm.runs.execute import execute
+from tinylm.sweep.storage import heartbeat_s, hide_password, open_storage_study
 from tinylm.train.build import open_store
 from tinylm.train.distributed import World
 from tinylm.train.recipe import MACHINE_KEYS, apply_overrides, diff_recipes, recipe_from_dict
@@ -45,8 +46,6 @@ TrialState = optuna.trial.TrialState
 log = logging.getLogger(__name__)
 
 Space = Callable[[optuna.Trial], list]
-HEARTBEAT_S = 20  # a RUNNING trial silent for 3 heartbeats belongs to a dead worker and is retried
-HEARTBEAT_ENV = "TINYLM_SWEEP_HEARTBEAT_S"  # seconds; shorter for tests that kill a worker, longer on slow links
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -69,24 +68,13 @@ def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None
                fingerprint: dict | None = None, pruner=None) -> optuna.Study:
     """Create or load the study; refuse to join one started with a different recipe or space."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna narrates every trial at INFO
-    beat = heartbeat_s()  # a bad value is refused before the study's directory exists
+    heartbeat_s()  # a bad value is refused before the study's directory exists
     out_dir = Path(out_dir)
     if storage is None:
         out_dir.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{(out_dir / 'study.db').resolve()}"
-    shown = _hide_password(storage)
-    kwargs = {"connect_args": {"connect_timeout": 10}} if storage.startswith("postgres") else {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=kwargs, heartbeat_interval=beat,
-                                             grace_period=3 * beat)
-        study = optuna.create_study(study_name=study_name, storage=rdb, sampler=sampler, pruner=pruner,
-                                    direction="minimize", load_if_exists=True)
-    except Exception as e:  # sqlalchemy's errors, a missing driver, a bad URL: all the user's to fix
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot open study storage {shown} ({reason[:200]}): give --storage as "
-                        "sqlite:///PATH.db or postgresql://USER:PASS@HOST/DB with its driver installed") from None
+    shown = hide_password(storage)
+    study = open_storage_study(storage, study_name, sampler, pruner)
     for key, value in (fingerprint or {}).items():
         saved = study.user_attrs.get(key)
         if key == "recipe" and isinstance(saved, dict):  # keys added to tinylm since, at their defaults
@@ -99,18 +87,6 @@ def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None
             raise UserError(f"study {study_name!r} in {shown} was started with a different {key} (changed: {what}): "
                             "re-run with the same recipe and options, or start a new study with another --out/--study")
     return study
-
-
-def heartbeat_s() -> int:
-    """Seconds between a running trial's heartbeats: HEARTBEAT_S, or $TINYLM_SWEEP_HEARTBEAT_S (whole seconds,
-    as Optuna's storage takes them). Every worker of a study should use the same value."""
-    text = os.environ.get(HEARTBEAT_ENV, "").strip()
-    if not text:
-        return HEARTBEAT_S
-    if not text.isdigit() or not 1 <= int(text) <= 3600:
-        raise UserError(f"{HEARTBEAT_ENV}={text!r}: give whole seconds from 1 to 3600, or unset it "
-                        f"(default {HEARTBEAT_S})")
-    return int(text)
 
 
 def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage: str | None = None,
@@ -255,7 +231,7 @@ def write_ranking(path: Path, result: StudyResult) -> None:
             "complete": len(result.ranking), "failed": result.failed, "running": result.running,
             "pruned": result.pruned, "trials": result.ranking}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # workers sharing OUT each write their own
     tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
     os.replace(tmp, path)  # a reader never sees half a file
 
@@ -320,7 +296,3 @@ def _quiet_optuna():
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._()=,+-]+", "_", str(text))[:80]
-
-
-def _hide_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
