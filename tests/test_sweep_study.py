@@ -142,3 +142,11 @@ def test_cli_bad_input_is_one_line(one_line_error, tiny_recipe, tmp_path):
     one_line_error(["sweep", recipe, *out, *TINY, "--storage", f"sqlite:///{tmp_path}/no/such/dir/s.db"],
                     "cannot open study storage")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "soon"])
+def test_a_bad_heartbeat_setting_is_one_line(one_line_error, tiny_recipe, tmp_path, monkeypatch, value):
+    monkeypatch.setenv("TINYLM_SWEEP_HEARTBEAT_S", value)
+    one_line_error(["sweep", str(tiny_recipe()), "--out", str(tmp_path / "s"), *TINY],
+                   f"TINYLM_SWEEP_HEARTBEAT_S={value!r}", "whole seconds")
+    assert not (tmp_path / "s").exists()
