@@ -61,7 +61,7 @@ def measure(loss_fn, x, w, y, steps: int, warmup: int, device: torch.device) -> 
     ms = (time.perf_counter() - t) / steps * 1000
     peak = (torch.cuda.max_memory_allocated(device) - held) / 2**20 if device.type == "cuda" else None
     return {"ms_per_step": round(ms, 3), "peak_memory_mb": None if peak is None else round(peak, 1),
-            "loss": round(float(loss), 5)}
+            "loss": round(float(loss.detach()), 5)}
 
 
 def main() -> None:
