@@ -150,3 +150,18 @@ def test_a_bad_heartbeat_setting_is_one_line(one_line_error, tiny_recipe, tmp_pa
     one_line_error(["sweep", str(tiny_recipe()), "--out", str(tmp_path / "s"), *TINY],
                    f"TINYLM_SWEEP_HEARTBEAT_S={value!r}", "whole seconds")
     assert not (tmp_path / "s").exists()
+
+
+def test_two_trials_choosing_at_once_take_different_structures():
+    from tinylm.sweep.structure_search import OrderedSampler
+
+    optuna = study_module.optuna
+    study = optuna.create_study(sampler=OrderedSampler("candidate", [3, 1, 2]))
+    one_of = {"candidate": optuna.distributions.IntDistribution(0, 3)}
+    first = study.ask()  # another worker's trial: started, its structure not chosen yet
+    second = study.ask(one_of)
+    assert second.params == {"candidate": 1}  # leaves the first free value to the earlier trial
+    assert first.suggest_int("candidate", 0, 3) == 3
+    study.tell(first, 1.0)
+    study.tell(second, 1.0)
+    assert study.ask(one_of).params == {"candidate": 2}

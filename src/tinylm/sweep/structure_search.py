@@ -16,6 +16,7 @@ from tinylm.sweep.structures import StructureSpace, check_candidates, depth_bala
 from tinylm.sweep.study import StudyResult, run_study
 
 optuna = require("optuna", "tinylm sweep")
+TrialState = optuna.trial.TrialState
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,11 @@ class OrderedSampler(optuna.samplers.BaseSampler):
 
     Optuna's GridSampler also visits each point once, but in its own random order; the structure
     search needs *its* order (every depth early, see `depth_balanced_order`). Used values are read
-    from the study's trials, so several processes sharing a study continue one another's order
-    (two starting at the same instant may pick the same value, as with GridSampler). When the order
-    is exhausted, or for any other parameter, values are drawn at random with the seed.
+    from the study's trials, so several processes sharing a study continue one another's order; two
+    trials choosing at the same instant do not pick the same value, as each leaves the first free
+    values to the running trials numbered before it that have not chosen yet (the storage numbers
+    trials atomically). When the order is exhausted, or for any other parameter, values are drawn at
+    random with the seed.
     """
 
     def __init__(self, name: str, order: list, seed: int = 0):
@@ -42,10 +45,14 @@ class OrderedSampler(optuna.samplers.BaseSampler):
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         if param_name == self.name:
-            used = {t.params[param_name] for t in study.get_trials(deepcopy=False) if param_name in t.params}
-            for value in self.order:
-                if value not in used:
-                    return value
+            trials = study.get_trials(deepcopy=False)
+            used = {t.params[param_name] for t in trials if param_name in t.params}
+            # Trials started before this one and still choosing take the first free values, in number order.
+            choosing = sum(t.number < trial.number and t.state == TrialState.RUNNING and param_name not in t.params
+                           for t in trials)
+            free = [value for value in self.order if value not in used]
+            if choosing < len(free):
+                return free[choosing]
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
 
