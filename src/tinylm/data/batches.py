@@ -42,6 +42,24 @@ class _CountsWords:
     def _words_at(self, position: int) -> int:
         raise NotImplementedError
 
+    def batch_at(self, position: int) -> dict:
+        """The batch at ``position``, a pure function of (seed, position, rank): the source does not move."""
+        raise NotImplementedError
+
+    @property
+    def position(self) -> int:
+        return self.source.position
+
+    def advance(self) -> None:
+        """Count the batch at the current position as handed out (its words) and move past it."""
+        self._count(self.source.position)
+        self.source.position += 1
+
+    def next_batch(self) -> dict:
+        batch = self.batch_at(self.source.position)
+        self.advance()
+        return batch
+
     def state_dict(self) -> dict:
         state = self.source.state_dict()
         if self.words_seen is not None:
@@ -63,9 +81,8 @@ class WindowBatches(_CountsWords):
         self.sampler = self.source = sampler
         self.counter, self.words_seen = counter, (0 if counter is not None else None)
 
-    def next_batch(self) -> dict:
-        self._count(self.sampler.position)
-        w = self.sampler.next_batch()
+    def batch_at(self, position: int) -> dict:
+        w = self.sampler.batch_at(position)
         return {"input_ids": w[:, :-1], "labels": w[:, 1:]}
 
     def _words_at(self, position: int) -> int:
@@ -84,10 +101,8 @@ class MLMBatches(_CountsWords):
         self.collator = collator
         self.counter, self.words_seen = counter, (0 if counter is not None else None)
 
-    def next_batch(self) -> dict:
-        position = self.documents.position
-        self._count(position)
-        input_ids, attention_mask = self.documents.next_batch()
+    def batch_at(self, position: int) -> dict:
+        input_ids, attention_mask = self.documents.batch_at(position)
         masked, labels = self.collator(input_ids, position, attention_mask)
         return {"input_ids": masked, "labels": labels, "attention_mask": attention_mask}
 
@@ -109,8 +124,9 @@ def _mlm_parts(store, split: str, data, batch_size: int, seed: int, rank: int, w
     return docs, collator
 
 
-def training_batches(store, data, batch_size: int, rank: int = 0, world: int = 1):
-    counter = WordsSeen.of_store(store, "train")
+def training_batches(store, data, batch_size: int, rank: int = 0, world: int = 1, count_words: bool = True):
+    """This rank's training batches; ``count_words=False`` skips the word counter (a prefetch worker's copy)."""
+    counter = WordsSeen.of_store(store, "train") if count_words else None
     if data.sampler == "mlm":
         return MLMBatches(*_mlm_parts(store, "train", data, batch_size, data.seed, rank, world), counter)
     sampler = DECODER_SAMPLERS[data.sampler](store.split("train"), data.seq_len, batch_size, data.seed,
@@ -135,5 +151,5 @@ def validation_batches(store, data, n_windows: int, batch_size: int, seed: int) 
 def to_device(batch: dict, device: torch.device) -> dict:
     """To the device without a host sync: from pinned memory a CUDA copy is truly asynchronous."""
     if device.type == "cuda":
-        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+        return {k: (v if v.is_pinned() else v.pin_memory()).to(device, non_blocking=True) for k, v in batch.items()}
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

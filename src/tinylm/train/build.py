@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from tinylm.data.batches import training_batches, validation_batches
+from tinylm.data.prefetch import serve_batches
 from tinylm.data.store_cache import source_paths, sources_store_path
 from tinylm.errors import UserError
 from tinylm.loading import checked_weights, checkpoint_model_config
@@ -320,7 +321,8 @@ def build_run(recipe: Recipe, out_dir: Path | None = None, resume: bool = False,
     elif recipe.model.get("init_from"):
         init_from_pretrained(model, recipe.model["init_from"], store)
     t = recipe.train
-    batches = training_batches(store, recipe.data, t.batch_size, world.rank, world.size)
+    batches = serve_batches(training_batches(store, recipe.data, t.batch_size, world.rank, world.size), store,
+                            recipe.data, t.batch_size, world.rank, world.size, recipe.data.workers, device)
     val = validation_batches(store, recipe.data, recipe.eval.windows, recipe.eval.batch_size, recipe.eval.seed)
     tokens_per_step = t.batch_size * t.grad_accum * recipe.data.seq_len * world.size
     total = parse_duration(t.duration).to_steps(tokens_per_step, len(store.split("train")))

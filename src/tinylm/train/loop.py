@@ -85,7 +85,18 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     before the first step: a progress bar's first line then never precedes a method's one-line error.
     `on_step(run, record)` is called after every step (the CLI's progress bar); `on_eval(run, metrics)`
     after every validation, methods first (a sweep reports to its pruner there and may `run.finish`).
+
+    However the training ends (a return, an error, Ctrl-C), the data workers (`data.workers`) end with it.
     """
+    try:
+        return _train(run, on_step, on_eval, on_start)
+    finally:
+        close = getattr(run.batches, "close", None)  # `data.workers` > 0: tinylm.data.prefetch
+        if close is not None:
+            close()
+
+
+def _train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     t = run.recipe.train
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
     run.model.train()

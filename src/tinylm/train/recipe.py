@@ -69,6 +69,7 @@ def bounded(default, low=None, high=None, *, low_open=False, high_open=False, wh
 # later (7 TiB allocated for `batch_size: 1e12`) or never finish. They sit well above any run on one machine.
 MAX_SEED = 2**63 - 1          # what torch.manual_seed and numpy's generators take
 MAX_STEPS = 2**40             # steps between logs/evals/checkpoints, warmup: ~10^12, beyond any run
+MAX_DATA_WORKERS = 64         # batch-computing processes: more only copies the process image again
 MAX_BATCH = 65_536            # sequences per micro-batch on one device: larger cannot fit; use grad_accum
 MAX_SEQ = 2**20               # tokens per sequence (1M): beyond every model's context
 MAX_WINDOWS = 2**20           # validation windows, all held in memory as token ids
@@ -89,6 +90,8 @@ class DataSection:
                                         # `seed` so runs of any seed validate on the same text
     mlm_probability: float = bounded(MLM_PROBABILITY, 0, 1, low_open=True, high_open=True,
                                      why="the share of tokens masked; BERT's 15%")
+    workers: int = bounded(0, 0, MAX_DATA_WORKERS, why="processes computing training batches ahead "
+                           "(tinylm.data.prefetch); 0 draws them on the training thread")
 
 
 @dataclass
@@ -142,9 +145,9 @@ class CheckpointSection:
                                         # `babylm` (BabyLM's chck_1M..chck_1000M; `tinylm export --babylm`)
 
 
-# Keys that say how this machine runs the recipe, not what the run is (threads set its speed): a resume
-# or the workers of one sweep may differ in them without --force.
-MACHINE_KEYS = ("train.threads",)
+# Keys that say how this machine runs the recipe, not what the run is (threads and data workers set its
+# speed, never its numbers): a resume or the workers of one sweep may differ in them without --force.
+MACHINE_KEYS = ("train.threads", "data.workers")
 # Where the metrics are mirrored (`log:`, tinylm.tracking) changes no number of the run: a resume may add
 # or drop a tracker without --force.
 WATCHING_KEYS = ("log",)
