@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,9 +72,10 @@ def test_an_interrupted_run_leaves_no_worker_behind(straight, tmp_path, interrup
     def fail(run, record):
         raise interruption("stop here")
 
-    with pytest.raises(interruption):
+    with pytest.raises(interruption) as caught:
         execute(_with_workers(recipe, 2), tmp_path / "run", on_step=fail)
-    assert not multiprocessing.active_children()
+    # While the traceback (and with it the run) is still alive, only `train` itself can have ended the workers.
+    assert caught.traceback and not multiprocessing.active_children()
 
 
 def test_workers_out_of_range_are_refused_at_load():
@@ -76,3 +83,48 @@ def test_workers_out_of_range_are_refused_at_load():
     for bad in (-1, 65, "two"):
         with pytest.raises(UserError, match="data.workers"):
             recipe_from_dict({**base, "data": {"store": "s", "workers": bad}})
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is `pid` (Linux /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow  # ~10 s: a CLI process (imports, store, model) trained until signalled
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_ctrl_c_to_the_whole_group_checkpoints_and_leaves_no_worker(tiny_recipe, tmp_path):
+    """A terminal's Ctrl-C signals every process of the group, the workers too: the run still stops cleanly."""
+    path = tiny_recipe(model={"name": "L1-2-16x2", "flavour": "llama"}, data={"seq_len": 16, "workers": 2},
+                       train={"duration": "100000 steps", "batch_size": 2, "grad_accum": 2, "log_every": 1},
+                       eval={"every": 0, "windows": 4, "batch_size": 4}, checkpoint={"every": 0})
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tinylm.cli.main", "train", str(path), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline, workers = time.time() + 60, set()
+    while time.time() < deadline and not (len(workers) >= 2 and (out / "metrics.jsonl").exists()
+                                          and '"loss"' in (out / "metrics.jsonl").read_text()):
+        workers |= _children(proc.pid)
+        time.sleep(0.1)
+    assert len(workers) >= 2, "the workers never started"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert latest_checkpoint(out) is not None
+    time.sleep(1)
+    assert not [pid for pid in workers if _alive(pid)]

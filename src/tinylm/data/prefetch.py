@@ -10,6 +10,10 @@ The training thread keeps the one true position: it advances (and counts the bat
 batch is *consumed*, so a checkpoint saves the position of the batches trained on, never of those
 prefetched. Loading a state drops the workers; the next batch starts fresh ones at the new position.
 
+Ctrl-C reaches every process of the terminal's group, and a scheduler's SIGTERM every process of the job:
+workers ignore both, so the training process alone decides (finish the step, checkpoint, then end the
+workers) and never finds its workers dead in the middle of a step.
+
 Each worker opens the token store itself, by path, the first time it computes a batch: the memory map
 is shared by the operating system, never copied into each worker. `close()` ends the workers; the
 training loop calls it on every way out (the end, a stop, an exception, Ctrl-C).
@@ -18,12 +22,19 @@ training loop calls it on every way out (the end, a stop, an exception, Ctrl-C).
 from __future__ import annotations
 
 import itertools
+import signal
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 PREFETCH_PER_WORKER = 2  # batches each worker keeps ready (DataLoader's prefetch_factor)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """In each worker: Ctrl-C and SIGTERM are for the training process, which ends the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _BatchesFrom(IterableDataset):
@@ -75,7 +86,8 @@ class PrefetchedBatches:
     def _start(self):
         dataset = _BatchesFrom(*self._spec, start=self.source.position)
         loader = DataLoader(dataset, batch_size=None, num_workers=self.workers, pin_memory=self.pin_memory,
-                            prefetch_factor=PREFETCH_PER_WORKER, persistent_workers=False)
+                            prefetch_factor=PREFETCH_PER_WORKER, persistent_workers=False,
+                            worker_init_fn=_ignore_stop_signals)
         return iter(loader)
 
     def next_batch(self) -> dict:
