@@ -80,3 +80,13 @@ def test_generate_speed_compares_the_cached_loop_with_transformers_on_the_same_t
     assert {"tinylm_tokens_per_s", "transformers_tokens_per_s", "tinylm_no_cache_tokens_per_s", "ratio",
             "cache_speedup"} <= set(row)
     assert row["same_tokens"] is True and row["new_tokens"] == 6
+
+
+def test_data_workers_prints_the_wait_for_data_per_worker_count():
+    report = _run("data_workers.py", "--json", "--steps", "4", "--skip", "1", "--workers", "0", "1",
+                  "--delay-ms", "5")
+    assert [r["workers"] for r in report["results"]] == [0, 1]
+    for r in report["results"]:
+        assert r["complete"] and r["steps_measured"] == 3
+        assert 0 <= r["data_s_median"] <= r["step_s_median"] and r["tokens_per_s_median"] > 0
+    assert report["results"][0]["data_s_median"] >= 0.005  # in-thread, every batch waits out its delay

@@ -80,3 +80,12 @@ def test_checkpoint_holds_the_consumed_position_and_resumes_across_worker_counts
     rewound.next_batch()
     rewound.load_state_dict({**state, "position": 5})
     assert _same(_draw(rewound, 2), straight[5:7])
+
+
+@pytest.mark.filterwarnings("ignore:.*pin_memory.*")
+def test_batches_for_pinning_travel_as_tensors_and_equal_the_same(tiny_store):
+    """With `pin_memory` (CUDA) workers send tensors for the DataLoader to pin; the batches are the same."""
+    store = TokenStore.open(tiny_store)
+    source = training_batches(store, _data("windows"), 3)
+    pinned = PrefetchedBatches(source, store.path, _data("windows"), 3, 0, 1, workers=1, pin_memory=True)
+    assert _same(_draw(pinned, 3), _draw(_batches(store, "windows", 0), 3))

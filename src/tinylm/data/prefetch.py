@@ -26,7 +26,7 @@ import signal
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, default_convert, get_worker_info
 
 PREFETCH_PER_WORKER = 2  # batches each worker keeps ready (DataLoader's prefetch_factor)
 
@@ -35,6 +35,13 @@ def _ignore_stop_signals(worker_id: int) -> None:
     """In each worker: Ctrl-C and SIGTERM are for the training process, which ends the workers itself."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _as_arrays(batch: dict) -> dict:
+    """In the worker: numpy arrays travel through the pipe by value; tensors would each go through a shared
+    memory file and a passed descriptor, which cost the training thread 4-7 ms a batch on a busy 2-core CPU
+    (bench/data_workers.py). Pinned batches (CUDA) stay tensors: the DataLoader pins them in its own thread."""
+    return {k: v.numpy() for k, v in batch.items()}
 
 
 class _BatchesFrom(IterableDataset):
@@ -87,13 +94,14 @@ class PrefetchedBatches:
         dataset = _BatchesFrom(*self._spec, start=self.source.position)
         loader = DataLoader(dataset, batch_size=None, num_workers=self.workers, pin_memory=self.pin_memory,
                             prefetch_factor=PREFETCH_PER_WORKER, persistent_workers=False,
-                            worker_init_fn=_ignore_stop_signals)
+                            worker_init_fn=_ignore_stop_signals,
+                            collate_fn=default_convert if self.pin_memory else _as_arrays)
         return iter(loader)
 
     def next_batch(self) -> dict:
         if self._iterator is None:
             self._iterator = self._start()
-        batch = next(self._iterator)
+        batch = {k: torch.as_tensor(v) for k, v in next(self._iterator).items()}
         self.source.advance()  # consumed: only now does the position (and the words count) move
         return batch
 
