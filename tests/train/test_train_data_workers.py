@@ -129,3 +129,17 @@ def test_a_stop_signal_to_the_whole_group_checkpoints_and_leaves_no_worker(tiny_
     assert latest_checkpoint(out) is not None
     time.sleep(1)
     assert not [pid for pid in workers if _alive(pid)]
+
+
+def test_workers_ignore_every_signal_that_stops_a_run():
+    """A signal a run stops on (and a scheduler sends to the whole job) must not kill a worker mid-step."""
+    from tinylm.data.prefetch import _ignore_stop_signals
+    from tinylm.runs.execute import STOP_SIGNALS
+
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        _ignore_stop_signals(0)
+        assert all(signal.getsignal(sig) is signal.SIG_IGN for sig in STOP_SIGNALS)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

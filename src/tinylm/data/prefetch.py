@@ -10,8 +10,8 @@ The training thread keeps the one true position: it advances (and counts the bat
 batch is *consumed*, so a checkpoint saves the position of the batches trained on, never of those
 prefetched. Loading a state drops the workers; the next batch starts fresh ones at the new position.
 
-Ctrl-C reaches every process of the terminal's group, and a scheduler's SIGTERM every process of the job:
-workers ignore both, so the training process alone decides (finish the step, checkpoint, then end the
+Ctrl-C reaches every process of the terminal's group, and a scheduler's SIGTERM or SIGUSR1 every process
+of the job: workers ignore them, so the training process alone decides (finish the step, checkpoint, then end the
 workers) and never finds its workers dead in the middle of a step.
 
 Each worker opens the token store itself, by path, the first time it computes a batch: the memory map
@@ -31,10 +31,15 @@ from torch.utils.data import DataLoader, IterableDataset, default_convert, get_w
 PREFETCH_PER_WORKER = 2  # batches each worker keeps ready (DataLoader's prefetch_factor)
 
 
+# The signals that ask a run to stop (tinylm.runs.execute.STOP_SIGNALS): a scheduler sends them to every
+# process of the job, SLURM's SIGUSR1 warning (whose default action is to terminate) included.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+
 def _ignore_stop_signals(worker_id: int) -> None:
-    """In each worker: Ctrl-C and SIGTERM are for the training process, which ends the workers itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """In each worker: the stop signals are for the training process, which ends the workers itself."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _as_arrays(batch: dict) -> dict:
