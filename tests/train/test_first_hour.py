@@ -51,7 +51,7 @@ def test_the_printed_hint_resumes_a_run_started_with_overrides(tiny_recipe, tmp_
                                "--set", "train.lr=0.01", "--set", "eval.every=0"])
     assert code == 130
     hint = stdout.split("continue with: ", 1)[1].strip()
-    assert hint == f"tinylm train --out {shlex.quote(str(out))} --resume"
+    assert hint == f"tinylm train --out {shlex.quote(str(out))} --resume auto"
     monkeypatch.setattr(execute_module, "execute", real)
 
     code, stdout, err = run_cli(shlex.split(hint)[1:] + ["--quiet"])
