@@ -165,3 +165,13 @@ def test_two_trials_choosing_at_once_take_different_structures():
     study.tell(first, 1.0)
     study.tell(second, 1.0)
     assert study.ask(one_of).params == {"candidate": 2}
+
+
+def test_a_postgresql_url_without_its_driver_names_the_extra(monkeypatch):
+    from tinylm.errors import UserError
+    from tinylm.sweep.storage import open_storage_study
+
+    for name in ("psycopg", "psycopg2"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if neither driver were installed
+    with pytest.raises(UserError, match=r"driver is not installed .*pip install 'tinylm\[postgres\]'"):
+        open_storage_study("postgresql://user:secret@127.0.0.1:1/db", "s")

@@ -69,8 +69,20 @@ def _created_meanwhile(e: Exception) -> bool:
 
 def _cannot_open(url: str, e: Exception) -> UserError:
     reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if url.startswith("postgres") and _missing_module(e):
+        return UserError(f"cannot open study storage {hide_password(url)}: its driver is not installed "
+                         f"({_missing_module(e)}); install it with: pip install 'tinylm[postgres]'")
     return UserError(f"cannot open study storage {hide_password(url)} ({reason[:200]}): give --storage as "
                      "sqlite:///PATH.db or postgresql://USER:PASS@HOST/DB with its driver installed")
+
+
+def _missing_module(e: BaseException | None) -> str | None:
+    """The module whose import failed somewhere in `e`'s chain (Optuna re-raises SQLAlchemy's ImportError)."""
+    while e is not None:
+        if isinstance(e, ModuleNotFoundError) and e.name:
+            return e.name
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def hide_password(url: str) -> str:
