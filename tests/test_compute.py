@@ -211,8 +211,8 @@ def test_compare_a_named_path_or_a_selection_without_runs_is_still_an_error(tmp_
     _fake_runs(runs, t1=4.5, t2=4.25)
     (runs / "t12-eval" / "eval").mkdir(parents=True)
     (tmp_path / "plot.png").write_bytes(b"png")
-    one_line_error(["compare", str(runs / "t12-eval")], "t12-eval is neither a run", "tinylm train")
+    one_line_error(["compare", str(runs / "t12-eval")], "t12-eval is not a run", "tinylm train")
     one_line_error(["compare", str(runs / "t12-eval"), str(tmp_path / "plot.png")], "none of", "t12-eval")
     one_line_error(["compare", str(runs / "t1"), str(runs / "t9")], "t9 does not exist")
     one_line_error(["compare", str(runs / "t1"), str(runs / "t2"), "--x", "flops", "--reference",
-                    str(runs / "t12-eval")], "t12-eval is neither a run")
+                    str(runs / "t12-eval")], "t12-eval is not a run")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tinylm.errors import UserError
 from tinylm.optional import require
+from tinylm.rundir.run_selection import select_runs
 
 # Short names for the headline keys that `tinylm eval` writes.
 ALIASES = {"blimp": "blimp_mean", "blimp_filtered": "blimp_filtered_mean", "hellaswag": "hellaswag_acc"}
@@ -20,36 +21,18 @@ ALIASES = {"blimp": "blimp_mean", "blimp_filtered": "blimp_filtered_mean", "hell
 def find_runs(paths, skipped: list | None = None) -> list[Path]:
     """Run directories (with summary.json) among ``paths``; a directory of runs expands to them.
 
-    A path that is neither is an error, except among several paths when ``skipped`` is a list: a shell
-    glob such as ``runs/*`` also matches what is not a run (the README's own tour writes an ensemble's
-    eval output, runs/t12-eval, beside the runs), so it is left out and a note naming it appended to
-    ``skipped``. A path that does not exist is always an error (a typo, not a glob), and so is a
-    selection without a single run.
+    Among several paths, one that is neither is left out with a note appended to ``skipped`` when it is
+    a list (tinylm.rundir.run_selection: a glob such as ``runs/*`` also matches an ensemble's eval
+    output beside the runs, as the README's own tour writes).
     """
-    paths = [Path(raw).expanduser() for raw in paths]
-    runs, notes = [], []
-    for path in paths:
+    def expand(path: Path) -> list[Path]:
         if (path / "summary.json").is_file():
-            runs.append(path)
-            continue
-        if not path.exists():
-            raise UserError(f"{path} does not exist: give run directories written by `tinylm train`")
-        found = sorted(p.parent for p in path.glob("*/summary.json")) if path.is_dir() else []
-        if found:
-            runs.extend(found)
-        elif skipped is not None and len(paths) > 1:
-            notes.append(f"left out {path}: not a run (no summary.json) nor a directory of runs")
-        else:
-            raise UserError(f"{path} is neither a run (no summary.json) nor a directory of runs: "
-                            "give run directories written by `tinylm train`")
-    if not runs:
-        named = ", ".join(map(str, paths[:4])) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
-        raise UserError("no runs given: tinylm compare RUN_DIR [RUN_DIR ...]" if not paths else
-                        f"none of {named} is a run (no summary.json) or a directory of runs: give run "
-                        "directories written by `tinylm train`")
-    if skipped is not None:
-        skipped.extend(notes)
-    return runs
+            return [path]
+        return sorted(p.parent for p in path.glob("*/summary.json")) if path.is_dir() else []
+
+    return select_runs(paths, expand, what="a run (no summary.json) or a directory of runs",
+                       give="give run directories written by `tinylm train`",
+                       usage="tinylm compare RUN_DIR [RUN_DIR ...]", skipped=skipped)
 
 
 def read_summary(run: Path) -> dict:

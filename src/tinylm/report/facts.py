@@ -15,13 +15,11 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinylm.errors import UserError
 from tinylm.rundir.files import read_json, read_jsonl, read_yaml
+from tinylm.rundir.run_selection import select_runs
 
 RUN_FILES = ("config.yaml", "metrics.jsonl")
 SEEDS_SUMMARY = "seeds-summary.json"  # what `tinylm train --seeds` writes (tinylm/runs/seeds.py)
-_NOT_A_RUN = ("is not a run (no config.yaml and metrics.jsonl) nor a seed study (no seed*/ runs): give a "
-              "directory written by `tinylm train --out` or `tinylm train --seeds --out`")
 
 
 @dataclass
@@ -120,32 +118,12 @@ def seed_runs(path: Path) -> list[Path]:
 
 def check_inputs(paths, skipped: list | None = None) -> list[Path]:
     """The given directories, each a run or a seed study; anything else is the user's mistake, said
-    before a single file is read or written.
-
-    As `tinylm compare` does (tinylm/eval/compare.py `find_runs`), among several paths one that is not a
-    run is left out when `skipped` is a list, with a note appended to it: a glob such as `runs/*` also
-    matches a plot or an ensemble's eval output. A path that does not exist is still an error (a typo,
-    not a glob), and so is a single path that is not a run, or a selection without a single run.
-    """
-    paths = [Path(raw).expanduser() for raw in paths]
-    out, notes = [], []
-    for path in paths:
-        if not path.exists():
-            raise UserError(f"{path} does not exist: give a run directory written by `tinylm train`")
-        if path.is_dir() and (is_run(path) or seed_runs(path)):
-            out.append(path)
-        elif skipped is not None and len(paths) > 1:
-            notes.append(f"left out {path}: not a run (no config.yaml and metrics.jsonl) nor a seed study")
-        else:
-            raise UserError(f"{path} {_NOT_A_RUN}")
-    if not out:
-        named = ", ".join(map(str, paths[:4])) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
-        raise UserError("no runs given: tinylm report RUN [RUN ...] --out report.html" if not paths else
-                        f"none of {named} is a run (no config.yaml and metrics.jsonl) or a seed study (no "
-                        "seed*/ runs): give directories written by `tinylm train --out`")
-    if skipped is not None:
-        skipped.extend(notes)
-    return out
+    before a single file is read or written. Among several paths one that is not a run is left out with
+    a note when `skipped` is a list, as `tinylm compare` does (tinylm.rundir.run_selection)."""
+    return select_runs(paths, lambda path: [path] if path.is_dir() and (is_run(path) or seed_runs(path)) else [],
+                       what="a run (no config.yaml and metrics.jsonl) or a seed study (no seed*/ runs)",
+                       give="give a directory written by `tinylm train --out` or `tinylm train --seeds --out`",
+                       usage="tinylm report RUN [RUN ...] --out report.html", skipped=skipped)
 
 
 def read_run(path: Path, label: str) -> RunFacts:
