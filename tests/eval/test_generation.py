@@ -90,15 +90,20 @@ def test_a_prompt_continues_the_same_whatever_else_is_asked(tokenizer):
     assert alone[0].ids == after[1].ids
 
 
-def test_top_k_draws_only_among_the_k_likeliest(tokenizer, eos):
-    model = tiny_decoder(tokenizer.get_vocab_size()).eval()
-    [out] = generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=1.5, top_k=3, seed=0)
+def _each_drawn_with_its_logits(model, tokenizer, eos, out):
+    """Each token `generate` drew for PROMPT, with the logits a full forward pass gives at its place."""
     ids = [eos] + tokenizer.encode(PROMPT).ids
     with torch.no_grad():
         for token in out.ids:
-            top = model(torch.tensor([ids]))[0, -1].topk(3).indices.tolist()
-            assert token in top
+            yield token, model(torch.tensor([ids]))[0, -1]
             ids.append(token)
+
+
+def test_top_k_draws_only_among_the_k_likeliest(tokenizer, eos):
+    model = tiny_decoder(tokenizer.get_vocab_size()).eval()
+    [out] = generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=1.5, top_k=3, seed=0)
+    for token, logits in _each_drawn_with_its_logits(model, tokenizer, eos, out):
+        assert token in logits.topk(3).indices.tolist()
     unrestricted = generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=1.5, seed=0)[0].ids
     assert unrestricted != out.ids  # the restriction changed something, so the check above had teeth
 
@@ -192,12 +197,8 @@ def test_the_nucleus_is_the_smallest_set_of_likeliest_tokens_reaching_p():
 def test_top_p_draws_only_within_the_nucleus(tokenizer, eos):
     model = tiny_decoder(tokenizer.get_vocab_size()).eval()
     [out] = generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=2.0, top_p=0.5, seed=0)
-    ids = [eos] + tokenizer.encode(PROMPT).ids
-    with torch.no_grad():
-        for token in out.ids:
-            probs = torch.softmax(model(torch.tensor([ids]))[0, -1] / 2.0, -1)
-            assert nucleus(probs, 0.5)[token] > 0
-            ids.append(token)
+    for token, logits in _each_drawn_with_its_logits(model, tokenizer, eos, out):
+        assert nucleus(torch.softmax(logits / 2.0, -1), 0.5)[token] > 0
     unrestricted = generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=2.0, seed=0)[0].ids
     assert unrestricted != out.ids  # the nucleus changed something
     assert generate(model, tokenizer, [PROMPT], max_new_tokens=15, temperature=2.0, top_p=1.0, seed=0)[0].ids \
