@@ -51,7 +51,9 @@ def _pytest(tmp_path: Path, with_shared: bool) -> str:
 
 
 def _outcomes(output: str) -> dict[str, int]:
-    return {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", output.splitlines()[-1])}
+    """The counts of pytest's closing line (plugins of the environment may print warnings after it)."""
+    closing = [line for line in output.splitlines() if re.match(r"=+ .*\d+ (passed|failed|skipped|errors?)", line)]
+    return {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", closing[-1])}
 
 
 @pytest.mark.parametrize("with_shared", [False, True])
