@@ -5,6 +5,9 @@
         step-00000040/         model.safetensors, model_config.json, tokenizer files,
                                state.safetensors, state.json (written last: it seals the others
                                with their SHA-256)
+        step-00000080/         a run sharded over N processes (train.parallel: fsdp): shards/ (each
+                               rank's slices of the weights and AdamW moments, `tinylm.rundir.sharded`)
+                               in place of model.safetensors and of the moments in state.safetensors
 
 `latest_checkpoint` follows `latest` when it names a directory beside it; a dangling, garbage or
 missing pointer falls back to the newest complete checkpoint found by scanning, a sealed
@@ -27,11 +30,13 @@ import torch
 from tinylm.errors import UserError
 from tinylm.rundir.files import read_json, read_safetensors
 from tinylm.rundir.serialize import CHECKSUMS, load_tree, recorded_checksums, verify_file
+from tinylm.rundir.sharded import SHARDS, read_shards, read_whole, shard_files
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 REQUIRED = ("model.safetensors", "model_config.json", "state.json", "state.safetensors")
+SHARDED_OPTIMIZER = "__shards__"  # state.json's `optimizer` of a sharded checkpoint: {name: {key: [shape, dtype]}}
 _NAME = re.compile(r"^(?P<hidden>\.(?:tmp|old)-)?step-(?P<step>\d+)(?P<rest>.*)$")
 
 
@@ -63,17 +68,20 @@ def _pointer(root: Path) -> Path | None:
 def is_complete(ckpt: Path, verify: bool = False) -> bool:
     """Every file a resume needs is there and state.json reads back whole (it is written last);
     with `verify`, the seal is required and every sealed file matches it."""
-    if not all((ckpt / name).is_file() for name in REQUIRED):
+    required = [n for n in REQUIRED if n != "model.safetensors"] if is_sharded(ckpt) else REQUIRED
+    if not all((ckpt / name).is_file() for name in required):
         return False
     try:
         state = read_json(ckpt / "state.json", "")
         int(state["counters"]["step"])
+        checksums = recorded_checksums(state)
+        if any(not (ckpt / name).is_file() for name in checksums if name.startswith(f"{SHARDS}/")):
+            return False  # a sealed shard is gone
         if verify:
-            checksums = recorded_checksums(state)
             if not checksums:
                 return False
-            for name in checksums:
-                verify_file(ckpt / name, checksums, "")
+            for name, digest in checksums.items():
+                verify_file(ckpt / name, {Path(name).name: digest}, "")
     except (UserError, KeyError, TypeError, ValueError):
         return False
     return True
@@ -122,7 +130,7 @@ def resolve_checkpoint(path) -> tuple[Path, Path | None]:
     """(checkpoint directory, run directory or None) for what a user names as RUN or CHECKPOINT: a checkpoint
     directory (its run is the folder above `checkpoints/`, if it sits in one) or a run directory (its latest)."""
     path = Path(path)
-    if (path / "model.safetensors").is_file() and (path / "model_config.json").is_file():
+    if ((path / "model.safetensors").is_file() or is_sharded(path)) and (path / "model_config.json").is_file():
         run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else None
         return path, run_dir
     if path.is_dir():
@@ -172,9 +180,28 @@ def read_model_config(ckpt: Path) -> dict:
     return data
 
 
+def is_sharded(ckpt: Path) -> bool:
+    """Written by a run sharded over several processes: its weights and moments are in `shards/`."""
+    return (Path(ckpt) / SHARDS).is_dir()
+
+
+def _verified_shards(ckpt: Path, fix: str) -> Path:
+    """`ckpt/shards`, every shard file checked against the seal, and every sealed one present."""
+    checksums = checkpoint_checksums(ckpt)
+    sealed = {name for name in checksums if name.startswith(f"{SHARDS}/")}
+    present = {f"{SHARDS}/{p.name}" for p in shard_files(ckpt / SHARDS)}
+    if sealed - present:
+        raise UserError(f"{ckpt / sorted(sealed - present)[0]} is missing: {fix}")
+    for name in sorted(present):
+        verify_file(ckpt / name, {Path(name).name: checksums[name]} if name in checksums else {}, fix)
+    return ckpt / SHARDS
+
+
 def load_weights(ckpt: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
     ckpt = Path(ckpt)
     fix = checkpoint_fix(ckpt)
+    if is_sharded(ckpt):  # whole, from every rank's slices
+        return {k: v.to(device) for k, v in read_whole(_verified_shards(ckpt, fix), "model.", fix).items()}
     weights = read_safetensors(ckpt / "model.safetensors", fix, device)
     verify_file(ckpt / "model.safetensors", checkpoint_checksums(ckpt), fix)
     return weights
@@ -203,10 +230,41 @@ def load_checkpoint_weights(model: torch.nn.Module, ckpt: Path) -> None:
     model.load_state_dict(weights)
 
 
-def load_state(ckpt: Path) -> dict:
-    """The run state in state.json + state.safetensors (counters, optimizer, RNG, methods), verified."""
+def load_state(ckpt: Path, like=None) -> dict:
+    """The run state in state.json + state.safetensors (counters, optimizer, RNG, methods), verified.
+
+    A sharded checkpoint's AdamW moments come from its shards: into `like(name, key, shape, dtype)` (a tensor
+    to fill, e.g. one sharded as its parameter, so each process reads only its part; None: a whole one), else
+    whole tensors; either way the optimizer state is `{parameter name: {key: tensor}}` as a 1-process one's.
+    """
     ckpt = Path(ckpt)
-    return load_tree(ckpt, "state", checkpoint_fix(ckpt))
+    fix = checkpoint_fix(ckpt)
+    state = load_tree(ckpt, "state", fix)
+    optimizer = state.get("optimizer") if isinstance(state, dict) else None
+    if isinstance(optimizer, dict) and SHARDED_OPTIMIZER in optimizer:
+        state["optimizer"] = _sharded_optimizer(ckpt, optimizer[SHARDED_OPTIMIZER], like, fix)
+    return state
+
+
+def _sharded_optimizer(ckpt: Path, layout, like, fix: str) -> dict[str, dict]:
+    targets, where = {}, {}
+    try:
+        for name, entry in layout.items():
+            for key, (shape, dtype_name) in entry.items():
+                dtype = getattr(torch, str(dtype_name), None)
+                if not isinstance(dtype, torch.dtype):
+                    raise ValueError(f"dtype {dtype_name!r}")
+                shape = tuple(int(n) for n in shape)
+                target = like(name, key, shape, dtype) if like is not None else None
+                targets[f"optimizer.{name}.{key}"] = target if target is not None else torch.empty(shape, dtype=dtype)
+                where[f"optimizer.{name}.{key}"] = (name, key)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise UserError(f"{ckpt / 'state.json'} lists its sharded optimizer state wrongly ({e}): {fix}") from e
+    read_shards(_verified_shards(ckpt, fix), targets, fix)
+    out: dict[str, dict] = {}
+    for flat, (name, key) in where.items():
+        out.setdefault(name, {})[key] = targets[flat]
+    return out
 
 
 def state_summary(ckpt: Path) -> dict:

@@ -18,8 +18,10 @@ SAMPLE_TOKENS = 24
 SETTINGS = {"temperature": 0.8, "top_k": 40, "seed": 0}
 
 
-def closing_sample(run, out_dir: Path) -> dict | None:
-    """``{"prompt", "text", "tokens", **SETTINGS}`` for a decoder run with a checkpoint; None otherwise."""
+def closing_sample(run, out_dir: Path, model=None) -> dict | None:
+    """``{"prompt", "text", "tokens", **SETTINGS}`` for a decoder run with a checkpoint; None otherwise.
+    `model`: the run's model whole (a sharded one gathered: `tinylm.train.fsdp.gathered`); default `run.model`."""
+    model = run.model if model is None else model
     from tinylm.eval.generation import generate
     from tinylm.loading import LoadedModel
     from tinylm.rundir.checkpoints import latest_checkpoint
@@ -33,12 +35,12 @@ def closing_sample(run, out_dir: Path) -> dict | None:
 
     meta_path = ckpt / "tokenizer_meta.json"
     meta = read_json(meta_path, "re-save the checkpoint") if meta_path.is_file() else {}
-    loaded = LoadedModel(run.model, ckpt, Path(out_dir), ckpt / "tokenizer.json", dict(meta.get("special_ids", {})),
+    loaded = LoadedModel(model, ckpt, Path(out_dir), ckpt / "tokenizer.json", dict(meta.get("special_ids", {})),
                          meta.get("name"))
     tokenizer = _tokenizer(loaded)
     specials = special_ids_for(loaded) if loaded.special_ids else tokenizer_special_ids(tokenizer)
     prompt = "" if "eos" in specials else "The"
-    [out] = generate(run.model, tokenizer, [prompt], max_new_tokens=SAMPLE_TOKENS, special_ids=specials,
+    [out] = generate(model, tokenizer, [prompt], max_new_tokens=SAMPLE_TOKENS, special_ids=specials,
                      window=run.recipe.data.seq_len, **SETTINGS)
     return {"prompt": prompt, "text": out.text, "tokens": len(out.ids), **SETTINGS}
 

@@ -26,6 +26,7 @@ from tinylm.rundir.serialize import write_json
 from tinylm.runs.closing_sample import closing_sample
 from tinylm.tracking import require_sinks
 from tinylm.train.build import build_run, foreign_run_dir
+from tinylm.train.fsdp import gathered
 from tinylm.train.loop import train
 from tinylm.train.recipe import Recipe
 
@@ -126,8 +127,10 @@ def _execute(recipe, out_dir, resume, force, on_start, on_step, on_eval, on_even
         summary["wall_s"] = last.get("wall_s", round(run.wall_before, 2))
         summary["session_wall_s"] = last.get("session_wall_s")
     # drawn when the model it describes is final: after training, or on a resume of a run killed before its summary
-    fresh = run.ended and run.world.is_main and (trains or "sample" not in before)
-    sample = closing_sample(run, out_dir) if fresh else before.get("sample")
+    fresh = run.ended and (trains or "sample" not in before)
+    # a sharded model is gathered whole on every rank (a collective), and rank 0 samples from it alone
+    whole = gathered(run.model).to(run.device) if fresh and run.sharded else run.model
+    sample = closing_sample(run, out_dir, whole) if fresh and run.world.is_main else before.get("sample")
     if sample is not None:  # a few words the model writes (decoders): runs/closing_sample.py
         summary["sample"] = sample
     if run.world.is_main:

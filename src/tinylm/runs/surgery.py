@@ -88,8 +88,8 @@ def reset_embeddings(source, out, seed: int | None = None, params=("embeddings",
 def _tinylm(source: Path, tmp: Path, seed: int, params: list[str]) -> SurgeryReport:
     from tinylm.models import build_model
     from tinylm.loading import checked_weights, checkpoint_model_config
-    from tinylm.rundir.checkpoints import checkpoint_fix, resolve_checkpoint
-    from tinylm.rundir.serialize import load_tree, save_tree
+    from tinylm.rundir.checkpoints import checkpoint_fix, load_state, resolve_checkpoint
+    from tinylm.rundir.serialize import save_tree
 
     ckpt, _ = resolve_checkpoint(source)
     with torch.device("meta"):  # modules and names only; no memory, no init
@@ -103,11 +103,12 @@ def _tinylm(source: Path, tmp: Path, seed: int, params: list[str]) -> SurgeryRep
         weights[name] = fresh.to(weights[name].dtype)
     report = SurgeryReport("tinylm", ckpt, tmp, seed, names)
     for entry in ckpt.iterdir():
-        if entry.name not in ("model.safetensors", "state.json", "state.safetensors", "surgery.json"):
+        # a sharded checkpoint's shards/ too: the result is a whole one (model.safetensors, moments in state)
+        if entry.name not in ("model.safetensors", "state.json", "state.safetensors", "surgery.json", "shards"):
             _copy(entry, tmp / entry.name)
     save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     if (ckpt / "state.json").is_file():
-        state = load_tree(ckpt, "state", checkpoint_fix(ckpt))
+        state = load_state(ckpt)  # a sharded checkpoint's moments whole
         if not isinstance(state.get("optimizer"), dict):
             raise UserError(f"{ckpt / 'state.json'} holds no optimizer state: {checkpoint_fix(ckpt)}")
         report.optimizer_reset = [n for n in names if state["optimizer"].pop(n, None) is not None]

@@ -5,6 +5,9 @@
         model_config.json      the model as it is now (grown layers included)
         state.json/.safetensors  optimizer moments by parameter name, schedule, sampler position,
                                counters, RNG, method states, snapshot table, frozen parameters
+A run sharded over N processes (`train.parallel: fsdp`) writes `shards/` instead of model.safetensors
+and of the moments in state.safetensors: each rank its own slices (`tinylm.rundir.sharded`, safetensors
+through torch.distributed.checkpoint), resumable on any number of processes; the rest as above, by rank 0.
 A checkpoint is assembled in `.tmp-step-...` and renamed into place, and `latest` is replaced
 atomically: a crash at any moment leaves the previous checkpoint intact. state.json is written last
 and records the SHA-256 of every other file (hashed as each is written), so a reader can tell a
@@ -23,9 +26,10 @@ from safetensors.torch import save_file
 
 from tinylm.disk_space import is_no_space, no_space
 from tinylm.errors import UserError
-from tinylm.rundir.checkpoints import CHECKPOINTS, checkpoint_fix, load_state, state_summary
+from tinylm.rundir.checkpoints import CHECKPOINTS, SHARDED_OPTIMIZER, checkpoint_fix, load_state, state_summary
 from tinylm.rundir.files import sha256_file
 from tinylm.rundir.serialize import save_tree
+from tinylm.rundir.sharded import SHARDS, shard_files, write_shards
 
 
 def _rng_state() -> dict:
@@ -65,23 +69,34 @@ def save_checkpoint(run) -> Path | None:
     """Write a checkpoint of the current step (rank 0 only); returns its directory."""
     run.word_checkpoints.record(run.step, run.words_seen)  # this checkpoint holds the words milestones now reached
     state = run_state(run)  # every rank builds it (cheap), so collective calls stay in step
-    if not run.world.is_main or run.out_dir is None:
+    if run.out_dir is None:
         run.world.barrier()
         return None
     root = run.out_dir / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
     name = f"step-{run.step:08d}"
     final, tmp = root / name, root / f".tmp-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    if run.world.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if run.sharded:  # every rank writes its slices into the folder rank 0 made
+        if run.world.is_main:
+            (tmp / SHARDS).mkdir(parents=True)
+        run.world.barrier()
+        write_shards(_sharded_tensors(run, state), tmp / SHARDS)
+    if not run.world.is_main:
+        run.world.barrier()
+        return None
     try:
-        tmp.mkdir()
-        save_file({k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()},
-                  str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tmp.mkdir(exist_ok=run.sharded)
+        if not run.sharded:
+            save_file({k: v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()},
+                      str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "model_config.json").write_text(json.dumps(run.model.config.to_dict(), indent=1))
         _save_tokenizer(run, tmp)
         # Each file is hashed right after it is written (read back from the page cache, ~1.5 GB/s);
         # state.json, written last, records them: the seal of a complete checkpoint.
         checksums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        checksums.update({f"{SHARDS}/{p.name}": sha256_file(p) for p in shard_files(tmp / SHARDS)})
         save_tree(state, tmp, "state", checksums=checksums)
     except OSError as e:  # a full disk: the part written goes (it frees space), the last checkpoint stays
         shutil.rmtree(tmp, ignore_errors=True)
@@ -99,6 +114,19 @@ def save_checkpoint(run) -> Path | None:
     _prune(run, root)
     run.world.barrier()
     return final
+
+
+def _sharded_tensors(run, state: dict) -> dict:
+    """The tensors every rank writes its slices of (weights `model.NAME`, moments `optimizer.NAME.KEY`); the
+    state keeps the moments' layout in their place, so state.json says what the shards must hold."""
+    tensors = {f"model.{k}": v for k, v in run.model.state_dict().items()}
+    layout: dict[str, dict] = {}
+    for name, entry in state["optimizer"].items():
+        for key, value in entry.items():
+            tensors[f"optimizer.{name}.{key}"] = value
+            layout.setdefault(name, {})[key] = [list(value.shape), str(value.dtype).removeprefix("torch.")]
+    state["optimizer"] = {SHARDED_OPTIMIZER: layout}
+    return tensors
 
 
 def _checkpoint_bytes(run, state) -> int:
@@ -154,7 +182,7 @@ def _prune(run, root: Path) -> None:
 
 def restore(run, ckpt: Path) -> None:
     """Put a freshly built run (same model config and weights loaded) into the checkpoint's state."""
-    state = load_state(ckpt)
+    state = load_state(ckpt, like=_optimizer_target(run) if run.sharded else None)
     try:
         _restore(run, state)
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
@@ -164,6 +192,18 @@ def restore(run, ckpt: Path) -> None:
     kept = run.metrics.truncate_after(run.step, counters.get("metrics_lines"))
     # written before `ended` was kept: ended when its end event is among the lines kept
     run.ended = bool(counters.get("ended", any(r.get("event") == "end" for r in kept)))
+
+
+def _optimizer_target(run):
+    """For a sharded run: an empty moment laid out as its (sharded) parameter, so each rank reads its own slices."""
+    params = dict(run.model.named_parameters())
+
+    def like(name: str, key: str, shape: tuple, dtype: torch.dtype):
+        p = params.get(name)
+        if p is None or tuple(p.shape) != shape:
+            return None  # a step count, or a parameter this model does not have: whole
+        return torch.empty_like(p, dtype=dtype)
+    return like
 
 
 def _restore(run, state: dict) -> None:

@@ -44,18 +44,31 @@ def init_world(device_kind: str) -> World:
     return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def wrap(model: nn.Module, world: World, device: torch.device) -> nn.Module:
+def wrap(model: nn.Module, world: World, device: torch.device, sharded: nn.Module | None = None):
+    """The objective as the loop calls it: itself alone, DDP's wrapper, or, for a model `sharded` by FSDP
+    (`tinylm.train.fsdp`), a thin one with the same `no_sync`."""
     if not world.active:
         return model
+    if sharded is not None:
+        from tinylm.train.fsdp import ShardedObjective
+        return ShardedObjective(model, sharded)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
+def full(tensor: torch.Tensor) -> torch.Tensor:
+    """A whole tensor: a sharded one (FSDP's DTensor) gathered from every rank (a collective), else itself."""
+    from torch.distributed.tensor import DTensor
+
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
 def weights_digest(model: nn.Module) -> str:
+    """Of the whole weights (gathered, under FSDP: a collective)."""
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(full(tensor).detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 

@@ -64,7 +64,7 @@ def train_step(run, scaler) -> tuple[torch.Tensor, torch.Tensor, float]:
     scaler.unscale_(run.optimizer)
     clip = run.recipe.train.clip
     params = _trainable(run)
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+    grad_norm = distributed.full(torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf")))
     factor = run.schedule.factor(run.step)
     for group in run.optimizer.param_groups:
         group["lr"] = group["base_lr"] * factor * group.get("lr_scale", 1.0)
@@ -98,7 +98,11 @@ def train(run, on_step=None, on_eval=None, on_start=None) -> dict:
 
 def _train(run, on_step=None, on_eval=None, on_start=None) -> dict:
     t = run.recipe.train
-    scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
+    if run.sharded:  # sharded gradients: an inf on one rank's shard skips the step on every rank
+        from tinylm.train.fsdp import grad_scaler
+        scaler = grad_scaler(run.device, enabled=run.precision == "fp16")
+    else:
+        scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
     run.model.train()
     run.check_methods()
     run.emit("start")

@@ -77,7 +77,7 @@ class NonFiniteGuard:
 
     def _rollback(self, bad_step: int, loss: float, norm: float) -> None:
         from tinylm.loading import checkpoint_model_config
-        from tinylm.rundir.checkpoints import load_checkpoint_weights
+        from tinylm.rundir.checkpoints import check_weights_fit, load_checkpoint_weights, load_weights
         from tinylm.train.checkpoint import _restore, restore
 
         run = self.run
@@ -87,15 +87,17 @@ class NonFiniteGuard:
             raise TrainingDiverged(self._stop_message(bad_step, loss, norm) + f" (a rollback cannot undo the "
                                    f"change of model since {ckpt.name})")
         run.metrics.close()  # the file is rewritten without the lines after the restore point: reopen it after
-        if ckpt is not None:
+        if ckpt is not None and run.sharded:  # whole weights scattered into the shards
+            weights = load_weights(ckpt)
+            check_weights_fit(run.model, weights, ckpt)
+            run.set_weights(weights)
+        elif ckpt is not None:
             load_checkpoint_weights(run.model, ckpt)
             restore(run, ckpt)
             to = self.last_target = ckpt.name
         elif self.start_point is not None:
             weights, state = self.start_point
-            with torch.no_grad():
-                for k, v in run.model.state_dict().items():
-                    v.copy_(weights[k])
+            run.set_weights(weights)
             _restore(run, copy.deepcopy(state))
             run.metrics.truncate_after(run.step, state["counters"].get("metrics_lines"))  # the lines it had then
             to, self.last_target = "the run's start", "start"

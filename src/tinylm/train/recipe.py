@@ -117,6 +117,8 @@ class TrainSection:
     compile: bool = False               # torch.compile the model (pays on long runs: CPU compile takes minutes)
     compile_mode: str = "default"       # default | reduce-overhead (CUDA graphs: static shapes) | max-autotune
     device: str = "auto"                # auto | cpu | cuda | cuda:N | mps
+    parallel: str = "ddp"               # under torchrun: ddp (every process holds the whole model) | fsdp (each
+                                        # holds a shard of weights and optimizer state: tinylm.train.fsdp)
     seed: int = bounded(0, 0, MAX_SEED)  # initialisation and dropout (torch's RNG); data order is data.seed
     log_every: int = bounded(10, 1, MAX_STEPS, why="steps between metrics lines")
     on_nan: str = "stop"                # a NaN/inf loss or grad norm: stop (exit 3, last good checkpoint kept) |
@@ -280,6 +282,7 @@ def _check(r: Recipe) -> None:
                "train.precision": (r.train.precision, PRECISIONS),
                "train.schedule": (r.train.schedule, ("linear", "cosine", "constant")),
                "train.on_nan": (r.train.on_nan, ("stop", "rollback")),
+               "train.parallel": (r.train.parallel, ("ddp", "fsdp")),
                "train.compile_mode": (r.train.compile_mode, ("default", "reduce-overhead", "max-autotune"))}
     for key, (value, valid) in choices.items():
         if value not in valid:

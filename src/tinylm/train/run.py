@@ -22,7 +22,7 @@ from tinylm.errors import UserError
 from tinylm.methods.base import check_one_soft_target_source
 from tinylm.models import build_model
 from tinylm.precision import PrecisionChoice, resolve_precision
-from tinylm.train import distributed
+from tinylm.train import distributed, fsdp
 from tinylm.train.cpu_memory import keep_freed_memory
 from tinylm.train.metrics import MetricsLog
 from tinylm.train.objective import Objective
@@ -91,7 +91,9 @@ class Run:
         self.ended = False  # the final evaluation and `end` event are logged (the loop's last act)
         if device.type == "cpu":
             keep_freed_memory()  # a step's buffers are reused, not page-faulted in again (cpu_memory.py)
-        self.model = model.to(device)
+        # `train.parallel: fsdp` under torchrun: each process holds a shard (tinylm.train.fsdp); alone, a whole model
+        self.sharded = recipe.train.parallel == "fsdp" and self.world.active
+        self.model = self._placed(model)
         self.optimizer = self._new_optimizer()
         # The device's peak FLOP/s for MFU: given (TINYLM_PEAK_FLOPS), cached, or measured once on a GPU (a
         # CPU is not benchmarked unasked: `python bench/peak_flops.py`).
@@ -118,7 +120,7 @@ class Run:
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, COMPILED_STRUCTURES)
             cache_compiled_objective()
             wrapped = compiled(wrapped, self.recipe.train.compile_mode)
-        self.objective = distributed.wrap(wrapped, self.world, self.device)
+        self.objective = distributed.wrap(wrapped, self.world, self.device, self.model if self.sharded else None)
         self.flops_per_token = flops_per_token(self.model, self.recipe.data.seq_len)
 
     def named(self, params: ParamSelector = None) -> list[tuple[str, nn.Parameter]]:
@@ -185,13 +187,8 @@ class Run:
 
         Trainability (frozen flags) is kept: it is part of the curriculum, not learned state.
         """
-        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
         model = build_model(type(self.model.config).from_dict(self.model.config.to_dict()))
-        model.load_state_dict(weights)
-        for n, p in model.named_parameters():
-            p.requires_grad_(n not in frozen)
-        self.model = model.to(self.device)
+        self.model = self._placed(fsdp.gathered(self.model, into=model))
         self.optimizer = self._new_optimizer()
         self.parked = {}
         self._refresh()
@@ -202,7 +199,10 @@ class Run:
         """Draw fresh weights for these parameters with the model's own initialisation."""
         chosen = self.named(params)
         for name, p in chosen:
-            self.model.init_parameter_(name, p)
+            if fsdp.is_sharded(p):
+                fsdp.reinit_full(self.model, name, p)
+            else:
+                self.model.init_parameter_(name, p)
         self.log_event("reinit", params=[n for n, _ in chosen])
 
     def set_trainable(self, predicate: Callable[[str, nn.Parameter], bool]) -> None:
@@ -221,7 +221,8 @@ class Run:
     def grow(self, n_layers: int) -> list[str]:
         """Append `n_layers` freshly initialised blocks; they train, with fresh optimizer state."""
         names = self.model.append_layers(n_layers)
-        self.model.to(self.device)
+        if not self.sharded:  # sharded: the new blocks join the shards in the rebuild of the groups
+            self.model.to(self.device)
         self._rebuild_optimizer_groups()
         self.log_event("grow", layers=int(n_layers), n_layers=self.model.config.n_layers)
         return names
@@ -237,8 +238,11 @@ class Run:
 
     def snapshot(self, tag: str) -> None:
         """A restore point (weights and optimizer state): on disk in a run directory, else in memory."""
-        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        state = {"weights": weights, "optimizer": self.optimizer_state()}
+        if self.sharded:  # gathered whole (the same file as a 1-process run's: any world size rolls back to it)
+            state = {"weights": fsdp.full_state(self.model), "optimizer": fsdp.full_tree(self.optimizer_state())}
+        else:
+            state = {"weights": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                     "optimizer": self.optimizer_state()}
         if self.out_dir is None:
             state["optimizer"] = {n: {k: v.clone() for k, v in s.items()} for n, s in state["optimizer"].items()}
             self.snapshots[tag] = state
@@ -273,9 +277,7 @@ class Run:
             raise UserError(f"cannot roll back to snapshot {tag!r}: it holds a model of another shape (taken "
                             f"before a grow or truncate; now {self.model.config.n_layers} layers); a rollback "
                             "cannot undo growth: take the snapshot after it, or do not roll back across it")
-        with torch.no_grad():
-            for k, v in self.model.state_dict().items():
-                v.copy_(state["weights"][k])
+        self.set_weights(state["weights"])
         self.load_optimizer_state(state["optimizer"])
         self.log_event("rollback", tag=tag)
 
@@ -336,11 +338,27 @@ class Run:
         return {**self.parked, **state_by_name(self.optimizer)}
 
     def load_optimizer_state(self, state: dict[str, dict]) -> None:
-        """Inverse of `optimizer_state`: trainable parameters get theirs, frozen ones keep theirs parked."""
+        """Inverse of `optimizer_state`: trainable parameters get theirs, frozen ones keep theirs parked.
+        Sharded: full moments (a 1-process checkpoint, a snapshot) are scattered to each parameter's layout."""
+        if self.sharded:
+            state = fsdp.shard_state(state, dict(self.model.named_parameters()))
         load_state_by_name(self.optimizer, state)
         live = {n for g in self.optimizer.param_groups for n in g["names"]}
         present = {n for n, _ in self.model.named_parameters()}
         self.parked = {n: s for n, s in state.items() if n not in live and n in present}
+
+    @torch.no_grad()
+    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Put these weights (the model's names and shapes, whole or identically sharded) into the model."""
+        if self.sharded:
+            fsdp.set_weights(self.model, weights)
+        else:
+            for k, v in self.model.state_dict().items():
+                v.copy_(weights[k])
+
+    def _placed(self, model: nn.Module) -> nn.Module:
+        model = model.to(self.device)
+        return fsdp.shard(model, self.world.size, self.device, self.precision) if self.sharded else model
 
     def _new_optimizer(self):
         return build_optimizer(self.model, self.train_config, self.device, self.lr_scales, self.precision)
@@ -349,6 +367,8 @@ class Run:
         """New groups, same per-parameter state (frozen parameters' parked). `rewrap`: trainability or
         structure changed, so the compiled / data-parallel wrapper and the FLOPs count must follow."""
         kept = self.optimizer_state()
+        if rewrap and self.sharded:  # FSDP cannot adopt new blocks or flags: shard a plain copy again (fsdp.py)
+            self.model = self._placed(fsdp.gathered(self.model))
         self.optimizer = self._new_optimizer()
         self.load_optimizer_state(kept)
         if rewrap:
