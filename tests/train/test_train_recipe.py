@@ -28,6 +28,9 @@ def test_types_and_choices_are_checked():
         recipe_from_dict({**base, "train": {"precision": "fp8"}})
     with pytest.raises(UserError, match="reduce-overhead"):
         recipe_from_dict({**base, "train": {"compile_mode": "cudagraphs"}})
+    with pytest.raises(UserError, match="`train.parallel` is 'zero3': choose one of ddp, fsdp"):
+        recipe_from_dict({**base, "train": {"parallel": "zero3"}})
+    assert recipe_from_dict(base).train.parallel == "ddp"
     with pytest.raises(UserError, match="exactly one of"):
         recipe_from_dict({"data": {}, "model": {"name": "x"}})
     assert recipe_from_dict({**base, "train": {"lr": "1e-3"}}).train.lr == 1e-3
