@@ -168,3 +168,33 @@ def test_a_sharded_checkpoint_is_read_without_unpickling(fsdp_runs, no_unpicklin
     execute(load_recipe(str(run / "config.yaml"), ["train.duration=14 steps", "train.batch_size=8"]), run,
             resume=True, force=True)
     assert not is_sharded(latest_checkpoint(run))
+
+
+@pytest.mark.slow  # shares the launch above
+def test_a_damaged_or_incomplete_sharded_checkpoint_is_one_line_or_skipped(fsdp_runs, tmp_path):
+    """The seal (state.json, written last by rank 0) covers every rank's shard file: a flipped byte or a lost
+    shard is named, and a `.tmp-step-N` whose state.json was never written is not a checkpoint."""
+    import shutil
+
+    from tinylm.errors import UserError
+    from tinylm.rundir.checkpoints import is_complete
+    from tinylm.rundir.sharded import SHARDS, shard_files
+
+    root, _ = fsdp_runs
+    ckpt = tmp_path / "checkpoints" / "step-00000012"
+    shutil.copytree(latest_checkpoint(root / "two" / "freeze" / "straight"), ckpt)
+    first, second = shard_files(ckpt / SHARDS)
+    data = bytearray(second.read_bytes())
+    data[-1] ^= 0xFF
+    second.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=f"{second.name} does not match the checksum"):
+        load_weights(ckpt)
+    assert not is_complete(ckpt, verify=True)
+    second.unlink()
+    assert not is_complete(ckpt)
+    with pytest.raises(UserError, match=f"{second.name} is missing"):
+        load_weights(ckpt)
+    torn = ckpt.with_name(".tmp-step-00000013")
+    shutil.copytree(ckpt, torn)
+    (torn / "state.json").unlink()
+    assert latest_checkpoint(tmp_path) is None  # `latest` absent: scanning finds no complete checkpoint
