@@ -78,7 +78,7 @@ def small_store(tmp_path_factory, book):
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # (one test uses it: see below)
 def fsdp_runs(tmp_path_factory, small_store):
     """The 1-process runs here, the 2-process ones in one torchrun launch; then a 2-process checkpoint resumed
     here on 1 process. Returns (root, report)."""
@@ -120,9 +120,17 @@ def test_every_method_of_tinylm_has_fsdp_options():
     assert ours == set(OPTIONS)
 
 
-@pytest.mark.slow  # one torchrun launch of 2 processes running 16 tiny runs: ~40 s on 2 busy cores
-def test_every_method_resumes_exactly_under_fsdp_and_ends_as_one_process(fsdp_runs):
-    root, report = fsdp_runs
+@pytest.mark.slow  # one torchrun launch of 2 processes running 16 tiny runs, and 8 runs here: ~17 s on 2 cores
+def test_fsdp_resumes_reshards_and_never_unpickles(fsdp_runs, no_unpickling, monkeypatch, tmp_path):
+    """One test over the one launch (pytest-xdist would build a module fixture once per worker that runs a test
+    of the module: twice the launch); each part is a function below."""
+    every_method_resumes_exactly_and_ends_as_one_process(*fsdp_runs)
+    a_checkpoint_resumes_on_another_number_of_processes(fsdp_runs[0])
+    a_sharded_checkpoint_is_read_without_unpickling(fsdp_runs[0], no_unpickling, monkeypatch, tmp_path)
+    a_damaged_or_incomplete_sharded_checkpoint_is_one_line_or_skipped(fsdp_runs[0], tmp_path)
+
+
+def every_method_resumes_exactly_and_ends_as_one_process(root, report):
     assert not report["unpickled_any_rank"], report["unpickled_any_rank"]
     seen = set().union(*map(set, report["events"].values()))
     assert PRIMITIVES <= seen, f"no method used {sorted(PRIMITIVES - seen)}"
@@ -136,9 +144,7 @@ def test_every_method_resumes_exactly_under_fsdp_and_ends_as_one_process(fsdp_ru
         assert difference < TOLERANCE, f"{name}: 2 processes end {difference:.2e} from 1"
 
 
-@pytest.mark.slow  # shares the launch above
-def test_a_checkpoint_resumes_on_another_number_of_processes(fsdp_runs):
-    root, _ = fsdp_runs
+def a_checkpoint_resumes_on_another_number_of_processes(root):
     one, two = final_weights(root / "one" / "grow"), final_weights(root / "two" / "grow" / "straight")
     for resharded in ("two-to-one", "one-to-two"):
         weights = final_weights(root / resharded)
@@ -147,8 +153,7 @@ def test_a_checkpoint_resumes_on_another_number_of_processes(fsdp_runs):
     assert is_sharded(latest_checkpoint(root / "one-to-two"))
 
 
-@pytest.mark.slow  # shares the launch above
-def test_a_sharded_checkpoint_is_read_without_unpickling(fsdp_runs, no_unpickling, monkeypatch, tmp_path):
+def a_sharded_checkpoint_is_read_without_unpickling(root, no_unpickling, monkeypatch, tmp_path):
     """In this process too: its weights and state whole (eval, export), and a 1-process resume of it."""
     import pickle
     import shutil
@@ -158,7 +163,6 @@ def test_a_sharded_checkpoint_is_read_without_unpickling(fsdp_runs, no_unpicklin
     from tinylm.train.recipe import load_recipe
 
     monkeypatch.setattr(pickle, "loads", lambda *a, **k: no_unpickling.append("pickle.loads"))
-    root, _ = fsdp_runs
     ckpt = latest_checkpoint(root / "two" / "sleep" / "resumed")
     assert is_sharded(ckpt)
     state = load_state(ckpt)
@@ -171,8 +175,7 @@ def test_a_sharded_checkpoint_is_read_without_unpickling(fsdp_runs, no_unpicklin
     assert not is_sharded(latest_checkpoint(run))
 
 
-@pytest.mark.slow  # shares the launch above
-def test_a_damaged_or_incomplete_sharded_checkpoint_is_one_line_or_skipped(fsdp_runs, tmp_path):
+def a_damaged_or_incomplete_sharded_checkpoint_is_one_line_or_skipped(root, tmp_path):
     """The seal (state.json, written last by rank 0) covers every rank's shard file: a flipped byte or a lost
     shard is named, and a `.tmp-step-N` whose state.json was never written is not a checkpoint."""
     import shutil
@@ -181,8 +184,7 @@ def test_a_damaged_or_incomplete_sharded_checkpoint_is_one_line_or_skipped(fsdp_
     from tinylm.rundir.checkpoints import is_complete
     from tinylm.rundir.sharded import SHARDS, shard_files
 
-    root, _ = fsdp_runs
-    ckpt = tmp_path / "checkpoints" / "step-00000012"
+    ckpt = tmp_path / "damaged" / "checkpoints" / "step-00000012"
     shutil.copytree(latest_checkpoint(root / "two" / "freeze" / "straight"), ckpt)
     first, second = shard_files(ckpt / SHARDS)
     data = bytearray(second.read_bytes())
@@ -198,4 +200,4 @@ def test_a_damaged_or_incomplete_sharded_checkpoint_is_one_line_or_skipped(fsdp_
     torn = ckpt.with_name(".tmp-step-00000013")
     shutil.copytree(ckpt, torn)
     (torn / "state.json").unlink()
-    assert latest_checkpoint(tmp_path) is None  # `latest` absent: scanning finds no complete checkpoint
+    assert latest_checkpoint(tmp_path / "damaged") is None  # `latest` absent: scanning finds no complete checkpoint
