@@ -3,13 +3,14 @@ process group and imports are paid once). Not a test module: `python -m torch.di
 --nproc_per_node=2 fsdp_worker.py SPEC.json`.
 
 SPEC: {"report": path, "jobs": [{"name", "recipe": dict, "out": dir, "stop_at": int, "copy_stopped": dir|null}],
-"resume": [{"recipe": dict, "out": dir}]}. Each job trains its recipe straight into OUT/straight and again
+"resume": [{"recipe": dict, "out": dir}], "poisoned": [{"recipe": dict, "out": dir, "at": step}]}. Each job trains its recipe straight into OUT/straight and again
 into OUT/resumed, stopped after `stop_at` steps (copied to `copy_stopped` for a resume elsewhere) and
 resumed. Each `resume` entry continues a run another world size stopped (--force: the per-process batch
-differs). The test compares the checkpoints; rank 0 reports what each job logged and any unpickling.
+differs). Each `poisoned` entry trains with a NaN loss at step `at` (train.on_nan: rollback goes back to the
+last sharded checkpoint). The test compares the checkpoints; rank 0 reports what each job logged and any unpickling.
 
 `pickle.load`, `pickle.loads`, `torch.load` and `torch.serialization.load` raise in both processes from
-the start: a sharded save and resume must never reach them.
+before the first run: a sharded save and resume must never reach them.
 """
 
 import json
@@ -35,9 +36,37 @@ def forbid(owner, attr: str, label: str) -> None:
     setattr(owner, attr, guard)
 
 
-for owner, attr, label in ((pickle, "load", "pickle.load"), (pickle, "loads", "pickle.loads"),
-                           (torch, "load", "torch.load"), (torch.serialization, "load", "torch.serialization.load")):
-    forbid(owner, attr, label)
+def forbid_unpickling() -> None:
+    for owner, attr, label in ((pickle, "load", "pickle.load"), (pickle, "loads", "pickle.loads"),
+                               (torch, "load", "torch.load"), (torch.serialization, "load", "torch.serialization.load")):
+        forbid(owner, attr, label)
+
+
+def poison_step(at: int, setattr=setattr) -> None:
+    """Optimizer step `at` sees a NaN loss once (tests/train/test_non_finite.py's poison, keeping `no_sync`);
+    `setattr`: a monkeypatch's, for the 1-process run in the test's own process."""
+    import tinylm.train.loop as loop
+
+    real, left = loop.train_step, [1]
+
+    class Poisoned:
+        def __init__(self, objective):
+            self.objective, self.no_sync = objective, getattr(objective, "no_sync", None)
+
+        def __call__(self, *args, **kwargs):
+            total, loss, kl, logits = self.objective(*args, **kwargs)
+            return total * float("nan"), loss * float("nan"), kl, logits
+
+    def step(run, scaler):
+        if run.step + 1 != at or not left[0]:
+            return real(run, scaler)
+        left[0] -= 1
+        objective, run.objective = run.objective, Poisoned(run.objective)
+        try:
+            return real(run, scaler)
+        finally:
+            run.objective = objective
+    setattr(loop, "train_step", step)
 
 
 def main(spec_path: str) -> None:
@@ -67,6 +96,9 @@ def main(spec_path: str) -> None:
             report["events"][job["name"]] = sorted({json.loads(line).get("event") for line in f} - {None})
     for entry in spec["resume"]:
         execute(recipe_from_dict(entry["recipe"]), entry["out"], resume=True, force=True)
+    for entry in spec["poisoned"]:
+        poison_step(entry["at"])
+        execute(recipe_from_dict(entry["recipe"]), entry["out"])
     report["unpickled"] = CALLS
     gathered = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, CALLS)  # (an in-memory message between the ranks, not a file)
@@ -77,4 +109,5 @@ def main(spec_path: str) -> None:
 
 
 if __name__ == "__main__":
+    forbid_unpickling()  # before anything of tinylm runs
     main(sys.argv[1])

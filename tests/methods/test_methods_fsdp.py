@@ -4,7 +4,8 @@
 - the 2-process run ends where a 1-process run of the same global batch ends, within TOLERANCE
   (the gradient is summed in another order: measured max |difference| 4.6e-5 or less after 12 steps);
 - a sharded checkpoint resumes on 1 process, and a 1-process one on 2, ending where both straight runs end;
-- no pickle is loaded in any process (pickle.load/loads and torch.load raise there and here).
+- no pickle is loaded in any process (pickle.load/loads and torch.load raise there and here);
+- a NaN loss rolls back to a sharded checkpoint (`train.on_nan: rollback`) and ends as 1 process does.
 
 Each method runs with options that make it use its primitives within 12 steps; together they cover every
 primitive the Run has (the events logged are checked).
@@ -21,8 +22,9 @@ import torch
 
 from tinylm.methods import registered
 from tinylm.rundir.checkpoints import is_sharded, latest_checkpoint, load_weights
+from tinylm.rundir.metrics import read_metrics
 
-STEPS, STOP_AT = 12, 5
+STEPS, STOP_AT, POISONED = 12, 5, 7
 # max |w_2proc - w_1proc| after 12 steps (another summation order of the same gradient); measured on the 2-core
 # CPU: sleep 4.6e-5 (its lr-0.5 episode amplifies it), grow 1.6e-6, forget 1.2e-6, distill 3.2e-7, freeze 2.6e-7;
 # resharded grow runs 1.6e-6 from the other world size's run (and 1e-8 from their own)
@@ -50,6 +52,22 @@ def recipe(store, name: str, options: dict | None, processes: int) -> dict:
                       "log_every": 4, "precision": "fp32", "parallel": "fsdp"},
             "eval": {"every": 0, "windows": 4, "batch_size": 4}, "checkpoint": {"every": 0},
             "methods": [{name: options}] if options is not None else []}
+
+
+def worker():
+    """The worker script as a module (its unpickling guard is installed only when it runs as a script)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fsdp_worker", WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def nan_recipe(store, processes: int) -> dict:
+    """No method; a NaN at step POISONED rolls back to the checkpoint of step 4 (`train.on_nan: rollback`)."""
+    data = recipe(store, "nan", None, processes)
+    return {**data, "train": {**data["train"], "on_nan": "rollback"}, "checkpoint": {"every": 4}}
 
 
 def final_weights(out) -> dict:
@@ -96,13 +114,17 @@ def fsdp_runs(tmp_path_factory, small_store):
         if run.step == STOP_AT:
             run.stop_requested = True
 
+    with pytest.MonkeyPatch.context() as monkeypatch:  # the same NaN step on 1 process
+        worker().poison_step(POISONED, monkeypatch.setattr)
+        execute(recipe_from_dict(nan_recipe(small_store, 1)), root / "one" / "nan")
     grow_one, grow_two = (recipe(small_store, "grow", OPTIONS["grow"](teacher), n) for n in (1, 2))
     execute(recipe_from_dict(grow_one), root / "one-to-two", on_step=stop)
     spec = {"report": str(root / "report.json"),
             "jobs": [{"name": name, "recipe": recipe(small_store, name, OPTIONS[name](teacher), 2),
                       "out": str(root / "two" / name), "stop_at": STOP_AT,
                       "copy_stopped": str(root / "two-to-one") if name == "grow" else None} for name in OPTIONS],
-            "resume": [{"recipe": grow_two, "out": str(root / "one-to-two")}]}
+            "resume": [{"recipe": grow_two, "out": str(root / "one-to-two")}],
+            "poisoned": [{"recipe": nan_recipe(small_store, 2), "out": str(root / "two" / "nan"), "at": POISONED}]}
     (root / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -128,6 +150,14 @@ def test_fsdp_resumes_reshards_and_never_unpickles(fsdp_runs, no_unpickling, mon
     a_checkpoint_resumes_on_another_number_of_processes(fsdp_runs[0])
     a_sharded_checkpoint_is_read_without_unpickling(fsdp_runs[0], no_unpickling, monkeypatch, tmp_path)
     a_damaged_or_incomplete_sharded_checkpoint_is_one_line_or_skipped(fsdp_runs[0], tmp_path)
+    a_nan_rolls_back_to_a_sharded_checkpoint(fsdp_runs[0])
+
+
+def a_nan_rolls_back_to_a_sharded_checkpoint(root):
+    for out in (root / "one" / "nan", root / "two" / "nan"):
+        rollbacks = [r for r in read_metrics(out / "metrics.jsonl") if r.get("event") == "nan_rollback"]
+        assert [(r["bad_step"], r["to"]) for r in rollbacks] == [(POISONED, "step-00000004")], out
+    assert max_difference(final_weights(root / "two" / "nan"), final_weights(root / "one" / "nan")) < TOLERANCE
 
 
 def every_method_resumes_exactly_and_ends_as_one_process(root, report):

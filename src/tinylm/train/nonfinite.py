@@ -87,12 +87,13 @@ class NonFiniteGuard:
             raise TrainingDiverged(self._stop_message(bad_step, loss, norm) + f" (a rollback cannot undo the "
                                    f"change of model since {ckpt.name})")
         run.metrics.close()  # the file is rewritten without the lines after the restore point: reopen it after
-        if ckpt is not None and run.sharded:  # whole weights scattered into the shards
-            weights = load_weights(ckpt)
-            check_weights_fit(run.model, weights, ckpt)
-            run.set_weights(weights)
-        elif ckpt is not None:
-            load_checkpoint_weights(run.model, ckpt)
+        if ckpt is not None:
+            if run.sharded:  # whole weights scattered into the shards
+                weights = load_weights(ckpt)
+                check_weights_fit(run.model, weights, ckpt)
+                run.set_weights(weights)
+            else:
+                load_checkpoint_weights(run.model, ckpt)
             restore(run, ckpt)
             to = self.last_target = ckpt.name
         elif self.start_point is not None:
