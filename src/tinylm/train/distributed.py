@@ -1,4 +1,4 @@
-"""Data parallelism under `torchrun`: one process per device, DDP, rank 0 writes.
+"""Data parallelism under `torchrun`: one process per device, DDP (or FSDP: `tinylm.train.fsdp`), rank 0 writes.
 
 Every rank draws rows `rank::world` of the same global batch (the samplers guarantee it), so a
 run's data stream does not depend on how many processes share it.
