@@ -175,3 +175,16 @@ def test_a_postgresql_url_without_its_driver_names_the_extra(monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)  # as if neither driver were installed
     with pytest.raises(UserError, match=r"driver is not installed .*pip install 'tinylm\[postgres\]'"):
         open_storage_study("postgresql://user:secret@127.0.0.1:1/db", "s")
+
+
+def test_a_study_started_before_a_machine_key_existed_still_opens(tmp_path):
+    """`train.parallel` joined the machine keys later: a study whose recipe fingerprint lacks it is the same study."""
+    from tinylm.sweep.study import open_study, shared_recipe
+    from tinylm.train.recipe import recipe_from_dict
+
+    base = recipe_from_dict({"data": {"store": "s"}, "model": {"name": "L2-4-32x2"}}).to_dict()
+    older = shared_recipe(base)
+    del older["train"]["parallel"]
+    open_study(tmp_path / "s", None, "study", fingerprint={"recipe": older})
+    open_study(tmp_path / "s", None, "study", fingerprint={"recipe": shared_recipe({**base, "train": {
+        **base["train"], "parallel": "fsdp", "threads": 2}})})  # this worker's machine keys are its own

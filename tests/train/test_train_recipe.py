@@ -2,7 +2,7 @@ import pytest
 
 from tinylm.errors import UserError
 from tinylm.train.duration import parse_duration
-from tinylm.train.recipe import BUNDLED, apply_overrides, diff_recipes, load_recipe, recipe_from_dict
+from tinylm.train.recipe import BUNDLED, apply_overrides, diff_recipes, load_recipe, recipe_changes, recipe_from_dict
 from tinylm.train.schedule import Schedule
 
 
@@ -31,6 +31,8 @@ def test_types_and_choices_are_checked():
     with pytest.raises(UserError, match="`train.parallel` is 'zero3': choose one of ddp, fsdp"):
         recipe_from_dict({**base, "train": {"parallel": "zero3"}})
     assert recipe_from_dict(base).train.parallel == "ddp"
+    fsdp = recipe_from_dict({**base, "train": {"parallel": "fsdp"}})
+    assert recipe_changes(recipe_from_dict(base).to_dict(), fsdp.to_dict()) == []  # resumes either way, no --force
     with pytest.raises(UserError, match="exactly one of"):
         recipe_from_dict({"data": {}, "model": {"name": "x"}})
     assert recipe_from_dict({**base, "train": {"lr": "1e-3"}}).train.lr == 1e-3

@@ -38,7 +38,7 @@ from tinylm.runs.execute import execute
 from tinylm.sweep.storage import heartbeat_s, hide_password, open_storage_study
 from tinylm.train.build import open_store
 from tinylm.train.distributed import World
-from tinylm.train.recipe import MACHINE_KEYS, apply_overrides, diff_recipes, recipe_from_dict
+from tinylm.train.recipe import MACHINE_KEYS, Recipe, apply_overrides, diff_recipes, recipe_from_dict
 
 optuna = require("optuna", "tinylm sweep")
 TrialState = optuna.trial.TrialState
@@ -62,6 +62,17 @@ class StudyResult:
     running: int = 0                                 # still running elsewhere (or stale, retried later)
     executed: int = 0                                # trials this call trained (resumed ones included)
     interrupted: bool = False
+
+
+def shared_recipe(base: dict) -> dict:
+    """`base` as every worker of one study must have it: the machine's keys and the trackers at their defaults
+    (a study started before a machine key existed holds its default, and still opens)."""
+    defaults = Recipe().to_dict()
+    values = []
+    for key in MACHINE_KEYS:
+        section, name = key.split(".")
+        values.append(f"{key}={defaults[section][name]}")
+    return apply_overrides(base, values + ["log=[]"])
 
 
 def open_study(out_dir: Path, storage: str | None, study_name: str, sampler=None,
@@ -111,7 +122,7 @@ def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage
     sampler = sampler or optuna.samplers.TPESampler(seed=seed)
     # The machine's keys (train.threads) and the trackers (`log:`) are each worker's own: workers of one study
     # may differ in them.
-    same_for_all = apply_overrides(base, [f"{key}=0" for key in MACHINE_KEYS] + ["log=[]"])
+    same_for_all = shared_recipe(base)
     study = open_study(out_dir, storage, study_name, sampler, {"recipe": same_for_all, **(fingerprint or {})}, pruner)
     result = StudyResult(study_name, [])
     current: dict = {}  # the number of the trial this process is running

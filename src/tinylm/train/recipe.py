@@ -148,8 +148,9 @@ class CheckpointSection:
 
 
 # Keys that say how this machine runs the recipe, not what the run is (threads and data workers set its
-# speed, never its numbers): a resume or the workers of one sweep may differ in them without --force.
-MACHINE_KEYS = ("train.threads", "data.workers")
+# speed, never its numbers; ddp or fsdp, its memory per process, and the gradient's summation order as the
+# number of processes does): a resume or the workers of one sweep may differ in them without --force.
+MACHINE_KEYS = ("train.threads", "data.workers", "train.parallel")
 # Where the metrics are mirrored (`log:`, tinylm.tracking) changes no number of the run: a resume may add
 # or drop a tracker without --force.
 WATCHING_KEYS = ("log",)
