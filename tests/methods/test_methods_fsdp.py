@@ -203,6 +203,11 @@ def a_sharded_checkpoint_is_read_without_unpickling(root, no_unpickling, monkeyp
     execute(load_recipe(str(run / "config.yaml"), ["train.duration=14 steps", "train.batch_size=4"]), run,
             resume=True, force=True)
     assert not is_sharded(latest_checkpoint(run))
+    from tinylm.runs.surgery import reset_embeddings  # GAFF's edit of a stopped run's checkpoint: a whole one out
+    edited = tmp_path / "edited"
+    reset_embeddings(ckpt, edited, seed=1)
+    assert not is_sharded(edited) and (edited / "model.safetensors").is_file()
+    assert "embed_tokens.weight" not in load_state(edited)["optimizer"] and load_state(edited)["optimizer"]
 
 
 def a_damaged_or_incomplete_sharded_checkpoint_is_one_line_or_skipped(root, tmp_path):
