@@ -76,11 +76,11 @@ def check_output_dir(path, option: str = "--out", accept: Callable[[Path], str |
     return path
 
 
-def check_output_file(path, option: str) -> Path:
-    """A file a command is about to write (a plot): not a directory, in a writable directory."""
+def check_output_file(path, option: str, example: str = "plot.png") -> Path:
+    """A file a command is about to write (a plot, a page): not a directory, in a writable directory."""
     path = Path(os.path.expanduser(str(path)))
     if path.is_dir():
-        raise UserError(f"{option} {path} is a directory: give a file name, e.g. {path / 'plot.png'}")
+        raise UserError(f"{option} {path} is a directory: give a file name, e.g. {path / example}")
     parent = path.parent
     base = _nearest_existing(parent)
     if not base.is_dir():

@@ -178,7 +178,9 @@ def test_an_encoder_is_refused(tokenizer):
                                              ({"top_p": 0.0}, "top-p"),
                                              ({"top_p": 1.01}, "top-p"),
                                              ({"top_p": float("nan")}, "top-p"),
-                                             ({"num_samples": 0}, "samples")])
+                                             ({"num_samples": 0}, "samples"),
+                                             ({"num_samples": 10**9}, "samples: give from 1 to 10,000"),
+                                             ({"max_new_tokens": 10**9}, "new tokens: give from 0")])
 def test_bad_settings_are_refused(tokenizer, settings, match):
     with pytest.raises(UserError, match=match):
         generate(tiny_decoder(tokenizer.get_vocab_size()), tokenizer, [PROMPT], **settings)

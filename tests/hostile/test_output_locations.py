@@ -100,7 +100,7 @@ def test_a_bad_plot_path_is_one_line(command, location, ctx, assert_user_error, 
 def test_a_bad_report_path_is_one_line(location, ctx, assert_user_error, tmp_path, request):
     """`tinylm report --out` names one HTML file: it is written into a directory that exists, never made."""
     if location == "a-directory":
-        page, needle = tmp_path, "is a directory"
+        page, needle = tmp_path, f"is a directory: give a file name, e.g. {tmp_path / 'report.html'}"
     elif location == "under-a-file":
         page, needle = _under_file(tmp_path, None)[0].with_suffix(".html"), "which is a file"
     elif location == "in-read-only":

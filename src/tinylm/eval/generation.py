@@ -51,11 +51,17 @@ class Sink:
     def end(self, continuation: Continuation) -> None: ...
 
 
+# Beyond these a request is a slip of the keyboard, not a use: a million tokens take hours on a CPU, and
+# the continuations are all held for the caller.
+MAX_NEW_TOKENS = 100_000
+MAX_SAMPLES = 10_000
+
+
 def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None = None,
                    num_samples: int = 1) -> None:
     """Sampling settings a user can get wrong, refused with the fix (the one place that checks them)."""
-    if max_new_tokens < 0:
-        raise UserError(f"{max_new_tokens} new tokens: give zero or more (e.g. 40)")
+    if not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
+        raise UserError(f"{max_new_tokens} new tokens: give from 0 to {MAX_NEW_TOKENS:,} (e.g. 40)")
     if not temperature >= 0 or math.isinf(temperature):  # `not >=` also refuses NaN
         raise UserError(f"temperature {temperature}: give 0 (always the likeliest token) or more (1 samples "
                         "the model's own distribution)")
@@ -63,8 +69,8 @@ def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, t
         raise UserError(f"top-k {top_k}: give a number of tokens, 1 or more (1 is greedy)")
     if top_p is not None and not 0 < top_p <= 1:
         raise UserError(f"top-p {top_p}: give a probability in (0, 1], e.g. 0.9 (1 keeps every token)")
-    if num_samples < 1:
-        raise UserError(f"{num_samples} samples: give 1 or more continuations per prompt")
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise UserError(f"{num_samples} samples: give from 1 to {MAX_SAMPLES:,} continuations per prompt")
 
 
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 40, temperature: float = 1.0,

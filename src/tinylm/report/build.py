@@ -21,7 +21,7 @@ def write_report(runs, out, skipped: list | None = None) -> Path:
     """The page of `runs` at `out`; with `skipped` a list, a non-run among several paths is left out and
     named there (as `tinylm compare` does) instead of refusing the page."""
     paths = check_inputs(runs, skipped)
-    out = check_output_file(out, "--out")
+    out = check_output_file(out, "--out", example="report.html")
     if not out.parent.is_dir():  # a plot's parents may be made; a page is written where the user says
         raise UserError(f"--out {out}: the directory {out.parent} does not exist: create it first, or give a path "
                         "in an existing directory")
