@@ -264,14 +264,17 @@ def test_tinylm_adapter_reproduces_hflm_request_by_request(model, tasks, referen
 
 
 # ------------------------------------------------------------------ `tinylm eval --lm-eval`
-def test_eval_lm_eval_writes_results_beside_tinylms_own(trained_run, tasks, reference, tmp_path, capsys):
+def test_eval_lm_eval_writes_results_beside_tinylms_own(trained_run, tasks, reference, tmp_path, capfd, monkeypatch):
     from tinylm.cli.main import main
 
     run = shutil.copytree(trained_run, tmp_path / "run")
     task = blimp_task("blimp", "npi_present_1")
+    monkeypatch.chdir(tmp_path)  # outside any git repository: lm-eval's `git describe` must not speak
     assert main(["eval", str(run), "--lm-eval", f"{task},parity_hellaswag", "--lm-eval-include", str(tasks),
                  "--json", "--quiet"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capfd.readouterr()
+    assert "fatal" not in captured.err, captured.err
+    out = json.loads(captured.out)
     for name in (task, "parity_hellaswag"):
         written = json.loads((run / "eval" / f"lm-eval.{name}.json").read_text())
         assert written == out["results"][f"lm-eval.{name}"]

@@ -17,9 +17,11 @@ where a name is a group), headline numbers ``lm_eval_<task>_<metric>`` in summar
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +148,22 @@ def adapter(scorer, tokenizer, special_ids: dict, name: str = "tinylm"):
     return TinylmLM(scorer, tokenizer, special_ids, name=name)
 
 
+@contextlib.contextmanager
+def _no_git_describe():
+    """lm-eval records the git commit of the working directory by running `git describe`, whose
+    "fatal: not a git repository" reaches the user's terminal wherever that is not a repository (and a
+    user's unrelated repository says nothing about the model). Its results carry no commit here."""
+    modules = [sys.modules.get(name) for name in ("lm_eval.loggers.utils", "lm_eval.evaluator")]  # both imported
+    patched = [(m, m.get_git_commit_hash) for m in modules if hasattr(m, "get_git_commit_hash")]  # by then
+    for module, _ in patched:  # the evaluator holds its own reference to the function
+        module.get_git_commit_hash = lambda: None
+    try:
+        yield
+    finally:
+        for module, real in patched:
+            module.get_git_commit_hash = real
+
+
 def run(plan: Plan, lm, limit: int | None = None) -> list[tuple[str, str, dict]]:
     """Score every task of ``plan`` with ``lm`` (``adapter``); ``("lm-eval", result name, result)`` per task
     and group."""
@@ -153,8 +171,9 @@ def run(plan: Plan, lm, limit: int | None = None) -> list[tuple[str, str, dict]]
     scorer = lm.scorer
     logging.getLogger("lm_eval").setLevel(max(logging.WARNING, logging.getLogger("lm_eval").level))
     try:
-        out = evaluator.simple_evaluate(model=lm, tasks=plan.tasks, task_manager=plan.manager, limit=limit,
-                                        log_samples=False)
+        with _no_git_describe():
+            out = evaluator.simple_evaluate(model=lm, tasks=plan.tasks, task_manager=plan.manager, limit=limit,
+                                            log_samples=False)
     except UserError:
         raise
     except Exception as e:
