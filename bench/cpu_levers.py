@@ -7,7 +7,7 @@ Cumulative, in this order (each stage rebuilds tinylm's step with one more lever
     +matmul_attention          attention as two matmuls for CPU bf16 (SDPA's flash backward is slow)
     +compile_model             torch.compile of the model; cross-entropy still eager, outside
     +compile_objective         model and F.cross_entropy compiled together (`train/objective.py`)
-    +tinylm_cross_entropy      tinylm's cross-entropy (`train/cross_entropy.py`): no float32
+    +tinylm_cross_entropy      tinylm's cross-entropy (`losses/cross_entropy.py`): no float32
                                log-probabilities saved, a one-pass backward
     +keep_freed_memory         glibc keeps freed memory (`train/cpu_memory.py`); process-wide, so
                                transformers gets it too from this stage on

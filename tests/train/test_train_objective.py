@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tinylm.train.cross_entropy as ce_module
+import tinylm.losses.cross_entropy as ce_module
 from tinylm.methods.base import Method
-from tinylm.train.cross_entropy import cross_entropy
+from tinylm.losses.cross_entropy import cross_entropy
 from tinylm.train.loop import train_step
 from tinylm.train.objective import Objective
 

@@ -1,7 +1,7 @@
 import pytest
 
 from tinylm.errors import UserError
-from tinylm.train.duration import parse_duration
+from tinylm.duration import parse_duration
 from tinylm.train.recipe import BUNDLED, apply_overrides, diff_recipes, load_recipe, recipe_changes, recipe_from_dict
 from tinylm.train.schedule import Schedule
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tinylm.train.cross_entropy as ce_module
+import tinylm.losses.cross_entropy as ce_module
 from tinylm.errors import UserError
 from tinylm.methods.base import Method
 from tinylm.train.loop import train_step
 from tinylm.train.objective import Objective
-from tinylm.train.soft_targets import SoftTargets, cross_entropy_kl, target_distribution
+from tinylm.losses.soft_targets import SoftTargets, cross_entropy_kl, target_distribution
 
 
 def _reference(logits, labels, teacher, temperature):
@@ -118,7 +118,7 @@ def test_compiled_objective_with_soft_targets_trains_as_eager_and_compiles_once(
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
 def test_compiled_and_eager_gradients_agree(temperature):
     """The backward has two forms (one fused expression compiled, in place eager): same numbers."""
-    from tinylm.train.cross_entropy import cross_entropy
+    from tinylm.losses.cross_entropy import cross_entropy
 
     torch.manual_seed(3)
     logits = torch.randn(3, 7, 53) * 2

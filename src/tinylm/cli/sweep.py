@@ -78,7 +78,7 @@ def run(args) -> int:
 
     check_output_dir(args.out)
     from tinylm.sweep.structures import StructureSpace, parse_int_range
-    from tinylm.train.duration import parse_duration
+    from tinylm.duration import parse_duration
     from tinylm.train.recipe import load_recipe
 
     given = [flag for flag, _, _ in STRUCTURE_OPTIONS if getattr(args, _dest(flag)) is not None]

@@ -17,7 +17,7 @@ def run_hparams(args) -> int:
     from tinylm.sweep.plan import plan_runs
     from tinylm.train.build import open_store
     from tinylm.train.distributed import World
-    from tinylm.train.duration import parse_duration
+    from tinylm.duration import parse_duration
     from tinylm.train.recipe import load_recipe
 
     trials = DEFAULT_TRIALS if args.trials is None else args.trials

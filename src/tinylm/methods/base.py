@@ -7,7 +7,7 @@
     step_start      before each optimizer step's micro-batches
     soft_targets    per micro-batch, before the objective: may return `SoftTargets`, a distribution per
                     position for the model to fit beside the labels (distillation's teachers); the
-                    objective computes their KL term fused with its cross-entropy (train/soft_targets.py)
+                    objective computes their KL term fused with its cross-entropy (losses/soft_targets.py)
                     and hands the two back through `on_soft_loss(run, ce, kl)` (detached, for logging)
     loss            per micro-batch: may return an extra loss term (a tensor) to add; a method
                     that overrides `on_loss` makes the loop return the logits from the compiled
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from tinylm.train.run import Run
-    from tinylm.train.soft_targets import SoftTargets
+    from tinylm.losses.soft_targets import SoftTargets
 
 
 @dataclass

@@ -17,7 +17,7 @@ teachers trained on the same data beat those teachers and equal-data baselines, 
 across seeds; the gain grows from one to three teachers, with diminishing returns. Costs a forward
 per teacher per batch (a third of a same-size student's training step in FLOPs, unless cached) and
 the softmax of their mean; the KL term itself is computed by the objective, fused with the
-cross-entropy (train/soft_targets.py), so it adds little more (bench/distill_cost.py measures both).
+cross-entropy (losses/soft_targets.py), so it adds little more (bench/distill_cost.py measures both).
 
 Citations: Timiryasov & Tastet, "Baby Llama: knowledge distillation from an ensemble of teachers
 trained on a small dataset with no performance penalty" (BabyLM 2023); Tastet & Timiryasov,
@@ -49,8 +49,8 @@ from tinylm.methods.base import Method, MethodConfig
 from tinylm.methods.options import number
 from tinylm.methods.registry import register
 from tinylm.precision import autocast, run_precision, torch_dtype
-from tinylm.train.cross_entropy import IGNORE_INDEX
-from tinylm.train.soft_targets import SoftTargets, cross_entropy_kl, target_distribution
+from tinylm.losses.cross_entropy import IGNORE_INDEX
+from tinylm.losses.soft_targets import SoftTargets, cross_entropy_kl, target_distribution
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ CACHE_KEYS = ("top_k", "dir")
 
 
 # -- the loss --------------------------------------------------------------------------------------
-# The KL term is computed by the training objective, fused with its cross-entropy (train/soft_targets.py:
+# The KL term is computed by the training objective, fused with its cross-entropy (losses/soft_targets.py:
 # CrossEntropyKL); this method supplies the teachers' distribution (`teacher_distribution`). The two
 # functions below are the same loss on its own, for evaluation and tests.
 def _wide(t: torch.Tensor) -> torch.dtype:
@@ -112,7 +112,7 @@ def distill_kl_top_k(student_logits: torch.Tensor, top_values: torch.Tensor, top
 def teacher_distribution(teacher, input_ids: torch.Tensor, attention_mask, temperature: float,
                          dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The teachers' soft targets for a batch: softmax of their mean logits at T, as `scores` (in
-    `dtype`, the student's compute dtype), `norm` and entropy (train/soft_targets.py); one function,
+    `dtype`, the student's compute dtype), `norm` and entropy (losses/soft_targets.py); one function,
     so that compiling it fuses the mean and the softmax with the teachers' last matmuls instead of
     writing float32 logits out and reading them back."""
     return target_distribution(teacher(input_ids, attention_mask), temperature, dtype)

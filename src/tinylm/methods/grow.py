@@ -46,7 +46,7 @@ from tinylm.methods.base import Method, MethodConfig
 from tinylm.methods.grow_plan import REMAINDERS, ROLES, build_plan, split_steps, stage_layout, trains
 from tinylm.methods.options import duration, number
 from tinylm.methods.registry import register
-from tinylm.train.duration import parse_duration
+from tinylm.duration import parse_duration
 
 log = logging.getLogger(__name__)
 

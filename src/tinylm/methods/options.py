@@ -7,7 +7,7 @@ helpers accept that and raise `ValueError`, which the registry turns into one li
 from __future__ import annotations
 
 from tinylm.errors import UserError
-from tinylm.train.duration import Duration, parse_duration
+from tinylm.duration import Duration, parse_duration
 
 
 def number(value, where: str, kind=float):

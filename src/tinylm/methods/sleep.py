@@ -36,7 +36,7 @@ from tinylm.errors import UserError
 from tinylm.methods.base import Method, MethodConfig
 from tinylm.methods.options import duration, number
 from tinylm.methods.registry import register
-from tinylm.train.duration import parse_duration
+from tinylm.duration import parse_duration
 
 log = logging.getLogger(__name__)
 

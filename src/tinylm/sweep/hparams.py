@@ -20,7 +20,7 @@ import yaml
 from tinylm.optional import require
 from tinylm.sweep.space import Param, space_overrides
 from tinylm.sweep.study import StudyResult, run_study
-from tinylm.train.duration import parse_duration
+from tinylm.duration import parse_duration
 from tinylm.train.recipe import apply_overrides, recipe_from_dict
 
 optuna = require("optuna", "tinylm sweep")

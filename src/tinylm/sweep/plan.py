@@ -134,7 +134,7 @@ def vocab_size(recipe: Recipe, store) -> int:
 
 
 def steps_per_run(recipe: Recipe, store, tokens_per_step: int) -> int | None:
-    from tinylm.train.duration import parse_duration
+    from tinylm.duration import parse_duration
 
     tokens = len(store.split("train")) if store is not None else None
     try:

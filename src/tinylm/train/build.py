@@ -28,7 +28,7 @@ from tinylm.tracking import open_trackers
 from tinylm.tracking.records import flat_hparams
 from tinylm.train import distributed
 from tinylm.train.checkpoint import restore
-from tinylm.train.duration import parse_duration
+from tinylm.duration import parse_duration
 from tinylm.train.recipe import Recipe, apply_overrides, recipe_changes, recipe_from_dict
 from tinylm.train.run import Run
 from tinylm.train.vocab_check import check_store_fits_model

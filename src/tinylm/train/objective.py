@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tinylm.train.cross_entropy import cross_entropy
-from tinylm.train.soft_targets import SoftTargets, cross_entropy_kl
+from tinylm.losses.cross_entropy import cross_entropy
+from tinylm.losses.soft_targets import SoftTargets, cross_entropy_kl
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

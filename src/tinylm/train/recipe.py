@@ -299,7 +299,7 @@ def _check(r: Recipe) -> None:
         raise UserError(f"recipe keys `train.lr` ({r.train.lr:g}) and `train.weight_decay` ({r.train.weight_decay:g}): "
                         "decoupled decay scales every weight by 1 - lr * weight_decay each step, which would reach "
                         "zero or below: keep their product below 1 (typical: weight_decay 0.01 to 1)")
-    from tinylm.train.duration import parse_duration
+    from tinylm.duration import parse_duration
     try:
         parse_duration(r.train.duration)
     except UserError as e:

@@ -42,7 +42,7 @@ def cache_compiled_objective() -> None:
     """Let torch's on-disk cache of compiled training graphs (AOTAutogradCache) keep ours.
 
     It skips graphs that call a custom `autograd.Function` unless told otherwise, and the objective's
-    cross-entropy is one (train/cross_entropy.py), so every compiled run traced its forward and
+    cross-entropy is one (losses/cross_entropy.py), so every compiled run traced its forward and
     backward again from scratch. The key covers the traced forward and backward of the function, so
     a changed loss is a new entry. With it, a structure compiled before (another seed, a resumed
     run, a sweep's next trial, grow's stages in a re-run) costs far less: BabyLlama 16M on the 2-core

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tinylm.train.cross_entropy import IGNORE_INDEX, rows_per_chunk, softmax_minus_targets
+from tinylm.losses.cross_entropy import IGNORE_INDEX, rows_per_chunk, softmax_minus_targets
 
 
 @dataclass
