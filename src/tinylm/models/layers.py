@@ -18,6 +18,8 @@ from tinylm.models.kv_cache import LayerCache, cached_attention_mask
 
 # On the CPU in bf16/fp16, attention runs as two matmuls (see `matmul_attention`); a switch for benchmarks.
 CPU_MATMUL_ATTENTION = True
+# In fp32 too (issue 23: measured in bench/cpu_levers_fp32.py; off until it shows a gain).
+CPU_MATMUL_ATTENTION_FP32 = False
 # enable_gqa arrived in torch 2.5; without it, kv heads are repeated explicitly.
 _SDPA_HAS_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2] if p.isdigit()) >= (2, 5)
 
@@ -185,7 +187,8 @@ class Attention(nn.Module):
             if not causal:
                 mask = cached_attention_mask(T, k.shape[-2], x.device)
         dropout = self.dropout if self.training else 0.0
-        if CPU_MATMUL_ATTENTION and x.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+        if CPU_MATMUL_ATTENTION and x.device.type == "cpu" and (
+                q.dtype in (torch.bfloat16, torch.float16) or CPU_MATMUL_ATTENTION_FP32):
             n_rep = self.n_heads // self.n_kv_heads
             if n_rep > 1:
                 k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
