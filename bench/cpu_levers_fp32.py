@@ -10,8 +10,12 @@ true` runs it):
     +matmul_attention_fp32      attention as two matmuls with a cached causal bias in fp32 too
     +onednn_fp32_as_bf16        torch.backends.mkldnn.matmul.fp32_precision = "bf16": fp32 matmuls in
                                 bf16 passes inside oneDNN. Changes numerics; native bf16 CPUs only
-                                (an AVX2 CPU has no such kernels, so it should change nothing there)
-    +max_autotune               torch.compile mode max-autotune-no-cudagraphs (inductor's C++ GEMM
+                                (an AVX2 CPU has no such kernels, so it should change nothing there).
+                                Process-wide, so transformers gets it too at this stage (switching it
+                                between the two each round recompiled both: 249 tok/s for transformers).
+                                Not carried to the next stage: it changes numerics, and with it set
+                                inductor's max-autotune fails ("mix of the legacy and new APIs")
+    +max_autotune               `train.compile_mode: max-autotune` (no CUDA graphs on a CPU; inductor's C++ GEMM
                                 templates with fused epilogues, chosen by timing)
 
 PREDICTIONS are written before measuring (committed before the results) and printed beside the
@@ -49,12 +53,12 @@ PREDICTIONS = {
 
 
 def set_stage(index: int) -> str:
-    """Switch on the first `index + 1` levers; the compile mode they ask for."""
+    """Switch on the first `index + 1` levers (but the oneDNN one only at its own stage); the compile mode."""
     from tinylm.models import layers
 
     layers.CPU_MATMUL_ATTENTION_FP32 = index >= 1
-    torch.backends.mkldnn.matmul.fp32_precision = "bf16" if index >= 2 else "none"
-    return "max-autotune-no-cudagraphs" if index >= 3 else "default"
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16" if index == 2 else "none"  # not carried on
+    return "max-autotune" if index >= 3 else "default"
 
 
 def main() -> None:
@@ -65,28 +69,25 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--stages", type=int, default=len(STAGES), help="run only the first N stages")
+    p.add_argument("--first", type=int, default=0, help="start at this stage (the levers before it stay on)")
     p.add_argument("--hf-eager", action="store_true", help="transformers uncompiled (default: compiled)")
     args = p.parse_args()
     device, tokens = torch.device("cpu"), args.batch * args.seq
     kind = "AVX512" if cpu_capability().startswith("AVX512") else "AVX2"
     theirs, results = None, []
-    for index, name in enumerate(STAGES[:args.stages]):
+    for index, name in list(enumerate(STAGES))[args.first:args.stages]:
         mode = set_stage(index)
         ours, model = tinylm_stepper(args.preset, args.batch, args.seq, "fp32", device, True, mode)
         if theirs is None:
-            torch.backends.mkldnn.matmul.fp32_precision = "none"  # transformers as a user runs it
             theirs = hf_stepper(model, args.batch, args.seq, "fp32", device, not args.hf_eager)
-            theirs(), theirs()
-            set_stage(index)
+        theirs(), theirs()  # (re)compiled if this stage changed a process-wide setting
         t = time.perf_counter()
         ours()
         first_step_s = time.perf_counter() - t  # includes compilation
         ours()
         a, b = [], []
-        for _ in range(args.rounds):
-            torch.backends.mkldnn.matmul.fp32_precision = "none"
+        for _ in range(args.rounds):  # process-wide settings hold for both (toggling them recompiles both graphs)
             b.append(measure(theirs, args.steps, tokens, device))
-            set_stage(index)
             a.append(measure(ours, args.steps, tokens, device))
         row = {"lever": name, "tinylm_tokens_per_s": round(statistics.median(a), 1),
                "transformers_tokens_per_s": round(statistics.median(b), 1),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import resource
 import statistics
@@ -160,7 +161,7 @@ def bench_config(preset: str, batch: int, seq: int, choice, device: torch.device
             "peak_memory_mb": round(memory, 1), "transformers_peak_memory_mb": theirs_memory, "peak_flops": round(peak), "compile": args.compile,
             "transformers_compile": args.hf_compile, "tinylm_rounds": [round(x, 1) for x in a],
             "transformers_rounds": [round(x, 1) for x in b], "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "load_average": [round(x, 2) for x in os.getloadavg()], "torch": torch.__version__}
 
 
 def device_name(device: torch.device) -> str:

@@ -18,7 +18,8 @@ from tinylm.models.kv_cache import LayerCache, cached_attention_mask
 
 # On the CPU in bf16/fp16, attention runs as two matmuls (see `matmul_attention`); a switch for benchmarks.
 CPU_MATMUL_ATTENTION = True
-# In fp32 too (issue 23: measured in bench/cpu_levers_fp32.py; off until it shows a gain).
+# In fp32 too: off, as measured (issue 23, bench/cpu_levers_fp32.py: no gain at AVX2, where fp32 is
+# 84% aten::mm and SDPA's flash kernels are 6% of a compiled step).
 CPU_MATMUL_ATTENTION_FP32 = False
 # enable_gqa arrived in torch 2.5; without it, kv heads are repeated explicitly.
 _SDPA_HAS_GQA = tuple(int(p) for p in torch.__version__.split(".")[:2] if p.isdigit()) >= (2, 5)
