@@ -70,6 +70,7 @@ def test_explicit_choices_stay_and_emulated_bf16_warns(cpu_like):
         assert resolve_precision(asked, CPU).precision == asked and resolve_precision(asked, CPU).warning is None
     bf16 = resolve_precision("bf16", CPU)
     assert bf16.precision == "bf16" and "emulated" in bf16.warning and "--set train.precision=auto" in bf16.line()
+    assert "times slower than fp32" in bf16.warning  # the expected slowdown, as issue 23 asks
     cpu_like(avx512_bf16=True)
     assert resolve_precision("bf16", CPU).warning is None
 
