@@ -28,7 +28,7 @@ def test_throughput_prints_one_object_per_config_with_the_issue_keys():
     assert [r["config"] for r in rows] == ["L2-4-32x2 2x16", "L2-4-32x2 1x8"]
     for r in rows:
         assert {"config", "device", "precision", "tinylm_tokens_per_s", "transformers_tokens_per_s", "ratio",
-                "mfu", "peak_memory_mb"} <= set(r)
+                "mfu", "peak_memory_mb", "load_average"} <= set(r)
         # auto by default: bf16 only where this CPU computes it natively (tinylm.precision)
         assert r["precision"] == resolve_precision("auto", "cpu").precision and r["compile"] is False
         assert r["precision_requested"] == "auto" and r["cpu_capability"] == cpu_capability()
@@ -90,3 +90,23 @@ def test_data_workers_prints_the_wait_for_data_per_worker_count():
         assert r["complete"] and r["steps_measured"] == 3
         assert 0 <= r["data_s_median"] <= r["step_s_median"] and r["tokens_per_s_median"] > 0
     assert report["results"][0]["data_s_median"] >= 0.005  # in-thread, every batch waits out its delay
+
+
+def test_fp32_profile_splits_a_step_into_buckets_that_add_up():
+    """Issue 23's profile: compiled and eager, every operator's self time in one bucket."""
+    out = _run("profile_fp32.py", "--preset", "L2-4-32x2", "--batch", "2", "--seq", "16", "--steps", "1")
+    assert out["precision"] == "fp32" and out["cpu_capability"] == cpu_capability()
+    for mode in ("compiled", "eager"):
+        buckets = out[mode]["buckets_ms"]
+        assert buckets["matmul"] > 0 and abs(sum(buckets.values()) - out[mode]["ms_per_step"]) < 0.05 * len(buckets)
+        assert abs(sum(out[mode]["buckets_share"].values()) - 1) < 0.01
+
+
+def test_fp32_levers_print_each_stage_with_its_prediction():
+    """The first three stages (max-autotune compiles for minutes): a gain and a prediction from the second on."""
+    out = _run("cpu_levers_fp32.py", "--preset", "L2-4-32x2", "--batch", "2", "--seq", "16", "--rounds", "1",
+               "--steps", "1", "--stages", "3")
+    rows = out["results"]
+    assert [r["lever"] for r in rows] == ["baseline", "+matmul_attention_fp32", "+onednn_fp32_as_bf16"]
+    assert all(r["tinylm_tokens_per_s"] > 0 and r["transformers_tokens_per_s"] > 0 for r in rows)
+    assert "gain_ratio" not in rows[0] and all(r["predicted"] and "gain_ratio" in r for r in rows[1:])
