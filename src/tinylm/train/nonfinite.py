@@ -77,7 +77,7 @@ class NonFiniteGuard:
 
     def _rollback(self, bad_step: int, loss: float, norm: float) -> None:
         from tinylm.loading import checkpoint_model_config
-        from tinylm.rundir.checkpoints import check_weights_fit, load_checkpoint_weights, load_weights
+        from tinylm.rundir.checkpoints import check_weights_fit, load_weights
         from tinylm.train.checkpoint import _restore, restore
 
         run = self.run
@@ -88,12 +88,9 @@ class NonFiniteGuard:
                                    f"change of model since {ckpt.name})")
         run.metrics.close()  # the file is rewritten without the lines after the restore point: reopen it after
         if ckpt is not None:
-            if run.sharded:  # whole weights scattered into the shards
-                weights = load_weights(ckpt)
-                check_weights_fit(run.model, weights, ckpt)
-                run.set_weights(weights)
-            else:
-                load_checkpoint_weights(run.model, ckpt)
+            weights = load_weights(ckpt)
+            check_weights_fit(run.model, weights, ckpt)
+            run.set_weights(weights)  # the Run's primitive: copied, or scattered into the shards
             restore(run, ckpt)
             to = self.last_target = ckpt.name
         elif self.start_point is not None:

@@ -238,11 +238,10 @@ class Run:
 
     def snapshot(self, tag: str) -> None:
         """A restore point (weights and optimizer state): on disk in a run directory, else in memory."""
-        if self.sharded:  # gathered whole (the same file as a 1-process run's: any world size rolls back to it)
-            state = {"weights": fsdp.full_state(self.model), "optimizer": fsdp.full_tree(self.optimizer_state())}
-        else:
-            state = {"weights": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                     "optimizer": self.optimizer_state()}
+        # whole (gathered when sharded: the same file as a 1-process run's, so any world size rolls back to it)
+        optimizer = self.optimizer_state()
+        state = {"weights": fsdp.full_state(self.model),
+                 "optimizer": fsdp.full_tree(optimizer) if self.sharded else optimizer}
         if self.out_dir is None:
             state["optimizer"] = {n: {k: v.clone() for k, v in s.items()} for n, s in state["optimizer"].items()}
             self.snapshots[tag] = state
