@@ -2,7 +2,7 @@
 
 Part 1, sleep + distill. FORGETTER (Yamamoto & Miura, BabyLM 2025) leaves "the combination of
 FORGETTER with distillation" to future work. distill_tiny.py's setting (the bundled books, 4k BPE,
-a 4-layer Llama of width 128, 16 x 128 tokens a step):
+a 4-layer Llama of width 128, 16 x 128 tokens a step; one English store serves both parts):
   teacher         2 runs, seeds 0 and 1, plain CE, T steps (BabyLlama-2's same-size teachers)
   ensemble        the two teachers' mean logits, scored as one model
   student         distilled from both teachers (alpha 0.5, temperature 1), same architecture, T steps
@@ -29,9 +29,14 @@ FLOPs are reported):
 Unlike gaff_tiny, every adaptation warms up for A/10 steps (gaff_tiny's adaptations inherit the pretraining
 warmup: P/10 for the standard arm, k/10 for the forgetting one, which confounds its steps to target).
 
-Sizes and time. Measured (2026-12-xx, nice'd probe on the 2 busy cores): see SPEED below. Default
-T = 300, P = 300, k = 30, A = 150, 3 seeds, --jobs 2: 8 runs of part 1 and 24 of part 2, estimated
-about 20 minutes of wall time on 2 free cores.
+Sizes and time. CPU seconds per step at 16 x 128 tokens, one thread, measured 2026-12-03 (nice'd on the
+2 busy cores, a few steps of each kind after a warm-up): teacher 0.25, student with 2 teachers 0.44,
+English pretraining 0.15-0.23, German adaptation 0.16; about 1 s a run to start. Times x 1.5 (two
+processes on two cores, evaluations, start-ups) account for the wall times recorded in results/:
+gaff_tiny's 774 s, and distill_tiny's 1989 s less its BLiMP evaluations.
+Defaults T = 240, P = 240, k = 30, A = 150, 3 seeds, --jobs 2: part 1 (2 teachers, 6 students)
+(0.25 + 3 x 0.44) x T x 1.5 = about 570 s; part 2 (12 pretrainings and adaptations)
+12/2 x (0.19 P + 0.16 A) x 1.5 = about 630 s; in all about 20 minutes on 2 free cores.
 
     python experiments/combinations.py [--out experiments/out/combinations] [--seeds 3] [--jobs 2]
     python experiments/combinations.py --quick --out /tmp/combos    # tiny sizes, well under a minute
@@ -56,10 +61,11 @@ from tinylm.rundir.metrics import read_metrics
 HERE = Path(__file__).resolve().parent
 GERMAN = HERE.parents[1] / "shared" / "data" / "corpora" / "german" / "grimm-1.txt"
 REPORT_SEED = 4321  # the reported validation windows' seed; the runs decide (sleep) on the default 1234
-SIZES = {"steps": 300, "pretrain": 300, "k": 30, "adapt": 150, "seeds": 3, "windows": 128, "batch": 16,
+SIZES = {"steps": 240, "pretrain": 240, "k": 30, "adapt": 150, "seeds": 3, "windows": 128, "batch": 16,
          "seq_len": 128, "log_every": 10}
 QUICK = {"steps": 12, "pretrain": 12, "k": 4, "adapt": 8, "seeds": 2, "windows": 8, "batch": 4, "seq_len": 32,
          "log_every": 2}
+STUDENTS = {"student": False, "student+sleep": True}  # part 1's arms: sleeps or not
 
 
 def base_recipe(name: str, store: Path, seed: int, steps: int, model: dict, train: dict, methods: list,
@@ -104,14 +110,19 @@ def report_val_loss(models: list[Path], windows: int) -> float:
                            tokenizer_path=members[0].tokenizer_path, recipe=recipe)["val_loss"]
 
 
-def sleep_distill(store: Path, out: Path, args) -> dict:
+def sleep_distill_runs(store: Path, out: Path, args) -> tuple[list, list]:
+    """(recipe, run dir) of the teachers, and of the students, which need the teachers finished."""
+    teachers = [(distill_recipe(store, s, args), out / "teacher" / f"seed{s}") for s in (0, 1)]
+    names = [str(d) for _, d in teachers]
+    students = [(distill_recipe(store, 100 + s, args, names, sleep), out / arm / f"seed{s}")
+                for s in range(args.seeds) for arm, sleep in STUDENTS.items()]
+    return teachers, students
+
+
+def sleep_distill(out: Path, args) -> dict:
+    """Part 1's report, read from its finished runs."""
     teachers = [out / "teacher" / f"seed{s}" for s in (0, 1)]
-    parallel_map(run_recipe, [(distill_recipe(store, s, args), d) for s, d in zip((0, 1), teachers)], args.jobs)
-    names = [str(t) for t in teachers]
-    arms = {"student": False, "student+sleep": True}
-    todo = [(distill_recipe(store, 100 + s, args, names, sleep), out / arm / f"seed{s}")
-            for s in range(args.seeds) for arm, sleep in arms.items()]
-    parallel_map(run_recipe, todo, args.jobs)
+    names, arms = [str(t) for t in teachers], STUDENTS
     rows = {"teacher": [_run_row(t, s, args.windows) for s, t in zip((0, 1), teachers)]}
     for arm in arms:
         rows[arm] = [_run_row(out / arm / f"seed{s}", 100 + s, args.windows) for s in range(args.seeds)]
@@ -172,12 +183,17 @@ def pretrain_and_adapt(english: Path, german: Path, out: Path, arm: str, methods
             "adapt_final_loss": report["final_loss"], "points": curve(ada / "run", "loss")}
 
 
-def grow_forget(english: Path, german: Path, out: Path, args) -> dict:
+def grow_forget_units(english: Path, german: Path, out: Path, args) -> list[tuple]:
+    """pretrain_and_adapt's arguments, one tuple per (arm, seed)."""
+    return [(english, german, out, arm, methods, seed, args) for seed in range(args.seeds)
+            for arm, methods in gaff_arms(args).items()]
+
+
+def grow_forget(units: list[tuple], done: list[dict], args) -> dict:
+    """Part 2's report from pretrain_and_adapt's rows (`done`, in the order of `units`)."""
     arms = gaff_arms(args)
-    units = [(english, german, out, arm, methods, seed, args) for seed in range(args.seeds)
-             for arm, methods in arms.items()]
     rows = {arm: [] for arm in arms}
-    for unit, row in zip(units, parallel_map(pretrain_and_adapt, units, args.jobs)):
+    for unit, row in zip(units, done):
         rows[unit[3]].append(row)
     target = 1.02 * mean_std([r["adapt_final_loss"] for r in rows["plain"]])["mean"]
     results = {}
@@ -194,6 +210,11 @@ def grow_forget(english: Path, german: Path, out: Path, args) -> dict:
             "arms": results, "note": "all arms pretrain the same number of steps (not the same FLOPs: see "
                                      "pretrain_flops); steps_to_target counts a run that never reaches the "
                                      "target as the full adaptation length"}
+
+
+def _job(kind: str, job: tuple):
+    """One unit of a worker process: train a recipe ("train") or pretrain and adapt ("adapt", part 2)."""
+    return run_recipe(*job) if kind == "train" else pretrain_and_adapt(*job)
 
 
 # -- checks, summary, plots ---------------------------------------------------------------------------
@@ -310,8 +331,13 @@ def main(argv=None) -> None:
     if not (german / "meta.json").exists():
         prepare_store([args.german], "bpe:4096", german, val_fraction=0.05, seed=0, docs="line")
     TokenStore.open(german)
-    part1 = sleep_distill(english, out / "sleep-distill", args)
-    part2 = grow_forget(english, german, out / "grow-forget", args)
+    teachers, students = sleep_distill_runs(english, out / "sleep-distill", args)
+    units = grow_forget_units(english, german, out / "grow-forget", args)
+    # Two rounds of --jobs processes (each round starts its own): the teachers with part 2, then the students.
+    done = parallel_map(_job, [("train", t) for t in teachers] + [("adapt", u) for u in units], args.jobs)
+    parallel_map(_job, [("train", s) for s in students], args.jobs)
+    part1 = sleep_distill(out / "sleep-distill", args)
+    part2 = grow_forget(units, done[len(teachers):], args)
     report = {"experiment": "combinations", "quick": args.quick,
               "settings": {k: getattr(args, k) for k in (*SIZES, "jobs")} | {"german": str(args.german)},
               "tokens_per_step": args.batch * args.seq_len, "sleep_distill": part1, "grow_forget": part2,
@@ -322,7 +348,7 @@ def main(argv=None) -> None:
     stem = args.result.with_suffix("")
     _plot_sleep_distill(part1, stem.with_name(stem.name + "-sleep-distill.png"))
     _plot_grow_forget(part2, stem.with_name(stem.name + "-grow-forget.png"))
-    print(json.dumps(summary(report), indent=1))
+    print(json.dumps(summary(report), indent=1, ensure_ascii=False))
     failed = [name for name, ok in report["checks"].items() if not ok]
     if failed:
         print("combination checks failed: " + "; ".join(failed), file=sys.stderr)
