@@ -68,11 +68,12 @@ QUICK = {"steps": 12, "pretrain": 12, "k": 4, "adapt": 8, "seeds": 2, "windows":
 STUDENTS = {"student": False, "student+sleep": True}  # part 1's arms: sleeps or not
 
 
-def base_recipe(name: str, store: Path, seed: int, steps: int, model: dict, train: dict, methods: list,
-                args) -> dict:
+def base_recipe(name: str, store: Path, sampler: str, seed: int, steps: int, model: dict, train: dict,
+                methods: list, args) -> dict:
+    """Every run here: `seed` for init and data order, a cosine schedule, one evaluation and checkpoint at the end."""
     return {
         "name": name,
-        "data": {"store": str(store), "sampler": train.pop("sampler"), "seq_len": args.seq_len, "seed": seed},
+        "data": {"store": str(store), "sampler": sampler, "seq_len": args.seq_len, "seed": seed},
         "model": model,
         "train": {"duration": f"{steps} steps", "batch_size": args.batch, "schedule": "cosine", "min_lr_ratio": 0.1,
                   "seed": seed, "log_every": args.log_every, **train},
@@ -91,8 +92,8 @@ def distill_recipe(store: Path, seed: int, args, teachers: list[str] | None = No
     if teachers:
         methods.append({"distill": {"teachers": teachers, "alpha": 0.5, "temperature": 1.0}})
     name = "combinations-" + ("teacher" if not teachers else "student+sleep" if sleep else "student")
-    return base_recipe(name, store, seed, steps, {"name": "L4-4-128x4", "flavour": "llama"},
-                       {"sampler": "chunks", "lr": 2e-3, "weight_decay": 0.1, "warmup": steps // 20},
+    return base_recipe(name, store, "chunks", seed, steps, {"name": "L4-4-128x4", "flavour": "llama"},
+                       {"lr": 2e-3, "weight_decay": 0.1, "warmup": steps // 20},
                        methods, args)
 
 
@@ -161,9 +162,9 @@ def gaff_arms(args) -> dict:
 def gaff_recipe(store: Path, seed: int, args, methods: list) -> dict:
     """gaff_tiny.py's pretraining recipe; a cyclic `forget` warms up for k/10 of every cycle."""
     cycle = args.k if any("forget" in m for m in methods) else args.pretrain
-    return base_recipe("combinations-pretrain", store, seed, args.pretrain, {"name": "L4-4-128x4", "flavour": "neox"},
-                       {"sampler": "windows", "lr": 1e-3, "weight_decay": 0.01, "warmup": max(1, cycle // 10)},
-                       methods, args)
+    return base_recipe("combinations-pretrain", store, "windows", seed, args.pretrain,
+                       {"name": "L4-4-128x4", "flavour": "neox"},
+                       {"lr": 1e-3, "weight_decay": 0.01, "warmup": max(1, cycle // 10)}, methods, args)
 
 
 def pretrain_and_adapt(english: Path, german: Path, out: Path, arm: str, methods: list, seed: int, args) -> dict:
@@ -322,7 +323,8 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     out = Path(args.out)
     if not Path(args.german).is_file():
-        sys.exit(f"German text {args.german} not found: pass --german FILE (e.g. tests/fixtures/german/grimm-2-head.txt)")
+        sys.exit(f"German text {args.german} not found: pass --german FILE "
+                 "(e.g. tests/fixtures/german/grimm-2-head.txt)")
     from tinylm.data import TokenStore, default_corpus_files, prepare_store
     english, german = out / "store-en", out / "store-de"
     if not (english / "meta.json").exists():
