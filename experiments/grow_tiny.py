@@ -66,25 +66,7 @@ def main() -> None:
             for steps, methods in [arms[arm]]]
     parallel_map(run_recipe, todo, args.jobs)  # the loop below reads the finished runs
 
-    from tinylm.eval.compare import compute_curves
-    from tinylm.rundir.curves import value_at
-    rows = {arm: [] for arm in arms}
-    curves = {arm: [] for arm in arms}
-    for seed in range(args.seeds):
-        base = out / "baseline" / f"seed{seed}"
-        runs = [base] + [out / arm / f"seed{seed}" for arm in arms if arm != "baseline"]
-        data = compute_curves(runs, "flops", reference=base, at_step=n)
-        by_steps = compute_curves(runs, "steps", reference=base, at_step=n)
-        for arm, r, s in zip(arms, data["runs"], by_steps["runs"]):
-            eq = r["equal_compute"]
-            rows[arm].append({"seed": seed, "val_equal_steps": value_at(s["val_loss"], n),
-                              "val_equal_flops": eq["val_loss"], "equal_compute_step": eq["step"],
-                              "val_final": r["val_loss"][-1][1], "steps": r["steps"], "flops": r["flops"]})
-            curves[arm].append({"flops": r["val_loss"], "steps": s["val_loss"], "equal": (eq["x"], eq["step"],
-                                                                                           eq["val_loss"])})
-    results = {arm: {"runs": runs, **{k: mean_std([r[k] for r in runs]) for k in
-                                      ("val_equal_steps", "val_equal_flops", "equal_compute_step", "val_final")}}
-               for arm, runs in rows.items()}
+    results, curves = compare_arms(lambda arm, seed: out / arm / f"seed{seed}", list(arms), args.seeds, n)
     report = {"experiment": "grow-tiny", "model": MODEL, "n_steps_baseline": n, "incremental_runs_steps": long,
               "tokens_per_step": BATCH * SEQ, "seeds": args.seeds, "arms": results,
               "equal_compute_step_predicted": _predicted(store, n)}
@@ -95,6 +77,36 @@ def main() -> None:
                                      for k, v in r.items() if k != "runs"} for arm, r in results.items()},
                       "equal_compute_step_predicted": report["equal_compute_step_predicted"],
                       "wall_seconds": report["wall_seconds"]}, indent=1))
+
+
+def compare_arms(run_dir, arms: list[str], seeds: int, n: int) -> tuple[dict, dict]:
+    """Per arm over seeds: validation loss at equal steps (step n), at equal compute (the step at which the
+    run has spent the baseline's FLOPs at step n) and at its end; and the curves for the plot.
+    `run_dir(arm, seed)` names each run; arms[0] is the baseline."""
+    from tinylm.eval.compare import compute_curves
+    from tinylm.rundir.curves import value_at
+    rows = {arm: [] for arm in arms}
+    curves = {arm: [] for arm in arms}
+    for seed in range(seeds):
+        base = run_dir(arms[0], seed)
+        runs = [base] + [run_dir(arm, seed) for arm in arms[1:]]
+        data = compute_curves(runs, "flops", reference=base, at_step=n)
+        by_steps = compute_curves(runs, "steps", reference=base, at_step=n)
+        for arm, r, s in zip(arms, data["runs"], by_steps["runs"]):
+            eq = r["equal_compute"]
+            if arm == arms[0]:  # the baseline is its first n steps (a longer constant-rate run holds them)
+                kept = sum(1 for step, _ in s["val_loss"] if step <= n)
+                r = {**r, "val_loss": r["val_loss"][:kept], "steps": n, "flops": data["reference_flops"]}
+                s = {**s, "val_loss": s["val_loss"][:kept]}
+            rows[arm].append({"seed": seed, "val_equal_steps": value_at(s["val_loss"], n),
+                              "val_equal_flops": eq["val_loss"], "equal_compute_step": eq["step"],
+                              "val_final": r["val_loss"][-1][1], "steps": r["steps"], "flops": r["flops"]})
+            curves[arm].append({"flops": r["val_loss"], "steps": s["val_loss"], "equal": (eq["x"], eq["step"],
+                                                                                           eq["val_loss"])})
+    results = {arm: {"runs": runs, **{k: mean_std([r[k] for r in runs]) for k in
+                                      ("val_equal_steps", "val_equal_flops", "equal_compute_step", "val_final")}}
+               for arm, runs in rows.items()}
+    return results, curves
 
 
 def _predicted(store: Path, n: int) -> dict:
@@ -111,7 +123,8 @@ def _predicted(store: Path, n: int) -> dict:
     return out
 
 
-def _plot(curves: dict, path: Path, n: int) -> None:
+def _plot(curves: dict, path: Path, n: int,
+          title: str = "Incremental layer-wise training vs baseline, tiny scale") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -130,7 +143,7 @@ def _plot(curves: dict, path: Path, n: int) -> None:
     for ax in axes:
         ax.set_ylabel("validation loss")
         ax.legend()
-    fig.suptitle("Incremental layer-wise training vs baseline, tiny scale (dots: the baseline's compute at N)")
+    fig.suptitle(f"{title} (dots: the baseline's compute at N)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
