@@ -110,9 +110,23 @@ def compared(claim_id: str, claim: str, regime: str, metric: str, a: tuple[str, 
 
 
 def grow_tiny(r: dict) -> list[dict]:
-    n, long, tps, arms = r["n_steps_baseline"], r["incremental_runs_steps"], r["tokens_per_step"], r["arms"]
+    n, long, tps = r["n_steps_baseline"], r["incremental_runs_steps"], r["tokens_per_step"]
     regime = (f"{r['model']['name']} ({r['model']['flavour']}) on the bundled books (2k-token BPE); baseline "
               f"{n} steps, grown runs {long} ({n} in stages, then continual); {tps:,} tokens/step; {r['seeds']} seeds")
+    return _grow_rows(r, regime)
+
+
+def grow_regime(r: dict) -> list[dict]:
+    n, long, tps, g = r["n_steps_baseline"], r["incremental_runs_steps"], r["tokens_per_step"], r["regime"]
+    flat = ("reached" if g["reached"] else f"not reached by the ladder's end: the last rung is {g['n']}")
+    regime = (f"{r['model']['name']} ({r['model']['flavour']}) on {r['corpus']} (2k-token BPE); the baseline's "
+              f"flat point ({g['rule']}): {flat}; compared at N = {n} (baseline {n} steps, grown runs {long}); "
+              f"{tps:,} tokens/step; {r['seeds']} seeds")
+    return _grow_rows(r, regime)
+
+
+def _grow_rows(r: dict, regime: str) -> list[dict]:
+    n, arms = r["n_steps_baseline"], r["arms"]
     base = ("baseline", arms["baseline"])
     rows = []
     for name, arm in arms.items():
@@ -132,13 +146,13 @@ def grow_tiny(r: dict) -> list[dict]:
     return rows
 
 
-def forgetter_tiny(r: dict) -> list[dict]:
+def forgetter_tiny(r: dict, tuned: str = "") -> list[dict]:
     arms, n = r["arms"], r["n_steps_normal"]
     long = round(arms["forgetter"]["steps"]["mean"])
     events = arms["forgetter"]["runs"][0]["events"]
     episode = f" (episodes of {events[0]['step']})" if events else ""
-    regime = (f"L4-4(2)-128x4-32 (gemma) on Alice in Wonderland (2k-token BPE); normal {n} steps, normal-3x and "
-              f"FORGETTER {long} steps{episode}; {r['tokens_per_step']:,} tokens/step; {r['seeds']} seeds")
+    regime = (f"L4-4(2)-128x4-32 (gemma) on Alice in Wonderland (2k-token BPE); {tuned}normal {n} steps, normal-3x "
+              f"and FORGETTER {long} steps{episode}; {r['tokens_per_step']:,} tokens/step; {r['seeds']} seeds")
     best = {name: arm["best_val_all"]["values"] for name, arm in arms.items()}
     final = {name: [run["final_val"] for run in arm["runs"]] for name, arm in arms.items()}
     return [
@@ -256,8 +270,71 @@ def gaff_tiny(r: dict) -> list[dict]:
     ]
 
 
+
+def forgetter_regime(r: dict) -> list[dict]:
+    g = r["regime"]
+    edge = " (at the ladder's edge)" if g["at_edge"] else ""
+    return forgetter_tiny(r, f"N tuned first ({g['rule']}: N = {g['n']}{edge}, forgetter-ladder.json); ")
+
+
+def encoders_regime(r: dict) -> list[dict]:
+    g = r["regime"]
+    flat = "flat" if g["reached"] else "not flat by the ladder's end: its last rung"
+    regime = (f"BERT {r['model']} (64 wide, seq 64), MLM {g['pretrain_steps']} steps ({flat}; encoders-ladder.json) on "
+              f"W_S random Wikipedia sentences; {r['task']} {r['per_label'][0]}/{r['per_label'][1]} per label, "
+              f"{r['epochs']} epochs, each arm's rate chosen on a validation tenth from {r['lr_grid']}; "
+              f"{r['seeds']} fine-tuning seeds")
+    rows = []
+    for b in r["by_ws"]:
+        lrs = f"rates {b['pretrained']['chosen_lr']:g} / {b['scratch']['chosen_lr']:g}"
+        rows.append(compared("encoders.pretraining_gap", f"Pretrained on W_S = {b['W_S']:,} sentences, the encoder "
+                             "fine-tunes to a higher accuracy than from scratch.", regime, f"test accuracy ({lrs})",
+                             ("pretrained", b["pretrained"]["values"]), ("scratch", b["scratch"]["values"]), "higher"))
+    first, last = r["by_ws"][0], r["by_ws"][-1]
+    rows.append(compared("encoders.gap_grows_with_ws", f"The gap is larger at W_S = {last['W_S']:,} than at "
+                         f"{first['W_S']:,}.", regime, "gap (pretrained - scratch)", (f"W_S {last['W_S']:,}", last["gap"]),
+                         (f"W_S {first['W_S']:,}", first["gap"]), "higher"))
+    return rows
+
+
+def combinations(r: dict) -> list[dict]:
+    p1, p2, s = r["sleep_distill"], r["grow_forget"], r["settings"]
+    groups = p1["groups"]
+    values = {g: [x["val_loss"] for x in groups[g]["runs"]] for g in ("teacher", "student", "student+sleep")}
+    regime1 = (f"L4-4-128x4 (llama), bundled books (4k BPE), {p1['steps']} steps, 2 teachers, students distilled "
+               f"from both (alpha 0.5, T 1); sleep: episodes of {p1['sleep_episode_steps']} steps, the paper's policy; "
+               f"{s['seeds']} student seeds")
+    regime2 = (f"L4-4-128x4 (neox), {p2['pretrain_steps']} English steps (every arm), forget every {p2['k']}, grow 2 "
+               f"stages; German adaptation {p2['adapt_steps']} steps (fresh embeddings, frozen body); {s['seeds']} seeds")
+    arms = p2["arms"]
+
+    def per_seed(arm: str, key: str) -> list:
+        return [p2["adapt_steps"] if x[key] is None else x[key] for x in arms[arm]["runs"]]
+    return [
+        compared("combo.sleep_distill", "Students distilled with FORGETTER's sleeps end below plain distilled "
+                 "students.", regime1, "val loss", ("student+sleep", values["student+sleep"]),
+                 ("student", values["student"]), "lower"),
+        compared("combo.sleep_distill", "Students distilled with sleeps end below their teachers.", regime1,
+                 "val loss", ("student+sleep", values["student+sleep"]), ("teacher", values["teacher"]), "lower"),
+        compared("combo.grow_forget", "A model grown with active forgetting adapts to German faster than one grown "
+                 "without it.", regime2, "steps to the target loss", ("grow+forget", per_seed("grow+forget",
+                                                                                              "steps_to_target")),
+                 ("grow", per_seed("grow", "steps_to_target")), "lower"),
+        compared("combo.grow_forget", "A model grown with active forgetting ends its German adaptation lower than one "
+                 "grown without it.", regime2, "German val loss after adaptation",
+                 ("grow+forget", per_seed("grow+forget", "adapt_val_loss_de")),
+                 ("grow", per_seed("grow", "adapt_val_loss_de")), "lower"),
+    ]
+
+
+def is_regime(result: dict) -> bool:
+    """A ladder's measurement of a regime (rendered in its own section, not a claim)."""
+    return str(result.get("experiment", "")).endswith("-ladder")
+
 EXTRACTORS = {"grow-tiny": grow_tiny, "forgetter-tiny": forgetter_tiny, "encoders-tiny": encoders_tiny,
-              "finetune-lr-grid": finetune_lr_grid, "distill-tiny": distill_tiny, "gaff-tiny": gaff_tiny}
+              "finetune-lr-grid": finetune_lr_grid, "distill-tiny": distill_tiny, "gaff-tiny": gaff_tiny,
+              "grow-regime": grow_regime, "forgetter-regime": forgetter_regime, "encoders-regime": encoders_regime,
+              "combinations": combinations}
 
 
 def claim_rows(result: dict, source: str, plots: list[str]) -> list[dict]:
@@ -307,6 +384,6 @@ def all_rows(results_dir: Path) -> tuple[list[dict], list[tuple[str, dict]]]:
     for name, result in results:
         found = claim_rows(result, name, plots.get(result.get("experiment", ""), []))
         rows.extend(found)
-        if not found:
+        if not found and not is_regime(result):
             silent.append((name, result))
     return rows, silent

@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from claims import PAPER, all_rows  # beside this file (experiments/ on sys.path), as the scripts' `common`
+from claims import PAPER, all_rows, is_regime, load_results  # beside this file (experiments/ on sys.path), as the scripts' `common`
 from verdict import RULE
 
 HERE = Path(__file__).resolve().parent
@@ -61,6 +61,29 @@ def rerun(result: dict, scripts_dir: Path) -> list[str]:
     return lines or [f"no \"command\" in the JSON and no {script.name} with a usage line"]
 
 
+def regime_section(results_dir: Path) -> list[str]:
+    """The ladders: each regime's rule, its rungs and the length it chose, measured before any comparison."""
+    ladders = [(name, r) for name, r in load_results(results_dir) if is_regime(r)]
+    if not ladders:
+        return []
+    out = ["", "## Regimes, measured before comparing", "",
+           "Each comparison below is made at a training length chosen by a ladder of runs first "
+           "(`experiments/regime.py`)."]
+    for name, r in ladders:
+        if "drop" in (r["rungs"][0] if r["rungs"] else {}):
+            state = "flat: reached" if r["reached"] else "flat: **not reached** within the ladder (its last rung chosen)"
+            rungs = "; ".join(f"{x['n']} → {2 * x['n']}: {x['val_loss']:.3f} → {x['val_loss_doubled']:.3f} "
+                              f"(−{x['drop']:.3f})" for x in r["rungs"])
+        else:
+            state = "at the ladder's edge" if r["at_edge"] else "inside the ladder"
+            rungs = "; ".join(f"N {x['n']}: {x['final_val_loss']:.3f}" for x in r["rungs"])
+        plot = Path(name).with_suffix(".png").name
+        link = f" Plot: [{plot}]({results_dir.name}/{plot})." if (results_dir / plot).is_file() else ""
+        out += ["", f"- **{r['experiment']}** ([`results/{name}`]({results_dir.name}/{name})): {r['rule']}; "
+                    f"chosen N = {r['n']} ({state}). Rungs (validation loss): {rungs}.{link}"]
+    return out
+
+
 def render(results_dir: Path, scripts_dir: Path = HERE) -> str:
     """The whole README for the results in `results_dir` (links relative to its parent)."""
     results_dir = Path(results_dir)
@@ -69,7 +92,7 @@ def render(results_dir: Path, scripts_dir: Path = HERE) -> str:
                for name in {r["source"] for r in rows}}
     order = {claim_id: i for i, claim_id in enumerate(PAPER)}
     rows.sort(key=lambda r: order[r["id"]])  # stable: within a claim, files by name, then the extractor's order
-    out = [TITLE, "", INTRO, "", "## Verdict rule", "", RULE, "", "## Summary", "",
+    out = [TITLE, "", INTRO, "", "## Verdict rule", "", RULE, *regime_section(results_dir), "", "## Summary", "",
            "| claim | paper | regime | tinylm | verdict |", "| --- | --- | --- | --- | --- |"]
     seen = set()
     for r in rows:

@@ -185,7 +185,7 @@ def test_the_committed_readme_is_what_make_readme_generates_from_the_committed_r
         "experiments/README.md is stale or edited by hand: run `python experiments/make_readme.py` and commit it"
 
 
-def test_every_committed_result_gives_claims():
+def test_every_committed_result_gives_claims_or_measures_a_regime():
     rows, silent = claims.all_rows(EXPERIMENTS / "results")
     assert not silent, f"results no extractor reads: {[name for name, _ in silent]}"
     assert {r["experiment"] for r in rows} >= {"grow-tiny", "forgetter-tiny", "encoders-tiny", "finetune-lr-grid",
