@@ -47,6 +47,7 @@ def test_the_best_length_is_the_lowest_final_loss_and_says_when_it_sits_at_an_ed
     assert regime.best_length({150: 4.86, 300: 4.5, 600: 4.39})["at_edge"]
 
 
+@pytest.mark.slow
 def test_the_first_steps_of_a_longer_constant_rate_run_are_the_shorter_run(tmp_path, tiny_recipe):
     from tinylm.runs.execute import execute
     from tinylm.train.recipe import load_recipe
