@@ -77,11 +77,23 @@ def regime_section(results_dir: Path) -> list[str]:
         else:
             state = "at the ladder's edge" if r["at_edge"] else "inside the ladder"
             rungs = "; ".join(f"N {x['n']}: {x['final_val_loss']:.3f}" for x in r["rungs"])
+        family = r["experiment"].removesuffix("-ladder")
+        rungs_n = {x["n"] for x in r["rungs"]}
+        used = [f"{o['experiment']} at N = {k}" for _, o in load_results(results_dir) if not is_regime(o)
+                and o.get("experiment", "").startswith(family) for k in sorted(_compared_lengths(o) & rungs_n)]
+        if used:
+            state += "; compared: " + ", ".join(used)
         plot = Path(name).with_suffix(".png").name
         link = f" Plot: [{plot}]({results_dir.name}/{plot})." if (results_dir / plot).is_file() else ""
         out += ["", f"- **{r['experiment']}** ([`results/{name}`]({results_dir.name}/{name})): {r['rule']}; "
                     f"chosen N = {r['n']} ({state}). Rungs (validation loss): {rungs}.{link}"]
     return out
+
+
+def _compared_lengths(result: dict) -> set:
+    """The lengths a comparison was made at, as its JSON records them."""
+    keys = ("n_steps_normal", "n_steps_baseline")
+    return {result[k] for k in keys if k in result} | {b.get("pretrain_steps") for b in result.get("by_ws", [])}
 
 
 def render(results_dir: Path, scripts_dir: Path = HERE) -> str:
