@@ -80,7 +80,8 @@ def regime_section(results_dir: Path) -> list[str]:
         family = r["experiment"].removesuffix("-ladder")
         rungs_n = {x["n"] for x in r["rungs"]}
         used = [f"{o['experiment']} at N = {k}" for _, o in load_results(results_dir) if not is_regime(o)
-                and o.get("experiment", "").startswith(family) for k in sorted(_compared_lengths(o) & rungs_n)]
+                and o.get("experiment", "").startswith(family) for k in sorted(_compared_lengths(o) & rungs_n)
+                if "regime" in o or k == r["n"]]  # a regime script's own rung, or another at the chosen N
         if used:
             state += "; compared: " + ", ".join(used)
         plot = Path(name).with_suffix(".png").name
