@@ -102,7 +102,8 @@ def main() -> None:
     report["wall_seconds"] = round(time.perf_counter() - started, 1)  # this invocation, runs reused included
     (results_dir / "grow-regime.json").write_text(json.dumps(report, indent=1))
     _plot(curves, results_dir / "grow-regime.png", n,
-          title=f"Growth at the baseline's flat point N = {n} (Gutenberg, {args.seeds} seeds)")
+          title=f"Growth at N = {n} (Gutenberg, {args.seeds} seeds; "
+                f"{'the flat point' if regime['reached'] and n == regime['n'] else 'the ladder never flattened'})")
     print(json.dumps({"regime": report["regime"], "arms": {arm: {k: {"mean": round(v["mean"], 4),
                                                                      "std": round(v["std"], 4)}
                                                                  for k, v in r.items() if k != "runs"}
