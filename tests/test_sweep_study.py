@@ -108,6 +108,29 @@ def test_a_failing_trial_is_recorded_and_not_retried(tiny_recipe, tmp_path, monk
     assert len(calls) == 3  # the diverged one counts as done
 
 
+def test_a_worker_that_counted_before_another_created_its_trial_trains_nothing(tiny_recipe, tmp_path, monkeypatch):
+    """Two workers can both count the study one short of its budget and both create a trial: the later one
+    (by trial number) gives its slot up before training, and is neither ranked nor retried."""
+    base = load_recipe(str(tiny_recipe())).to_dict()
+    calls = []
+    _fake_execute(monkeypatch, calls=calls)
+    structure_sweep(base, tmp_path / "s", SPACE, 2)
+    real_count, counts = study_module._count, []
+
+    def stale_first(study):  # the first count ran before the other worker's last trial existed
+        counts.append(1)
+        return (1, 0) if len(counts) == 1 else real_count(study)
+    monkeypatch.setattr(study_module, "_count", stale_first)
+    result = structure_sweep(base, tmp_path / "s", SPACE, 2)
+    assert len(calls) == 2 and result.executed == 0 and len(counts) == 2
+    assert len(result.ranking) == 2 and result.failed == [] and result.running == 0
+    assert len(list((tmp_path / "s" / "trials").iterdir())) == 2
+    monkeypatch.setattr(study_module, "_count", real_count)
+    structure_sweep(base, tmp_path / "s", SPACE, 2)  # the surplus trial is not an interrupted one to retry
+    study = study_module.open_study(tmp_path / "s", None, "structures")
+    assert len(calls) == 2 and study.get_trials(states=(study_module.TrialState.WAITING,)) == []
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test plays a dead worker with study.ask
 def test_a_trial_of_a_killed_process_is_retried_at_once(tiny_recipe, tmp_path, monkeypatch):
     base = load_recipe(str(tiny_recipe())).to_dict()

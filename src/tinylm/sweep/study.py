@@ -129,6 +129,9 @@ def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage
 
     def objective(trial: optuna.Trial) -> float:
         current["number"] = trial.number
+        if _surplus(study, trial.number, n_trials):
+            trial.set_user_attr("surplus", True)
+            raise _Surplus
         overrides = [str(o) for o in space(trial)]
         rel = trial.user_attrs.get("run_dir")  # set on a retry: continue in the same directory
         fresh = rel is None
@@ -179,8 +182,10 @@ def run_study(base: dict, out_dir: Path, space: Space, n_trials: int, *, storage
                 break
             current.clear()
             with _quiet_optuna():
-                study.optimize(objective, n_trials=1, catch=(TrialError,))
+                study.optimize(objective, n_trials=1, catch=(TrialError, _Surplus))
             t = next((t for t in study.get_trials(deepcopy=False) if t.number == current.get("number")), None)
+            if t is not None and t.user_attrs.get("surplus"):
+                continue  # another worker claimed the last slot first: count again (and stop)
             if t is not None and "error" in t.user_attrs:
                 log.warning("trial %d failed: %s", t.number, t.user_attrs["error"])
             if t is not None and on_trial_end:
@@ -257,6 +262,27 @@ def _count(study) -> tuple[int, int]:
     return done, running
 
 
+class _Surplus(Exception):
+    """A trial created after the study's budget was already claimed (the workers raced)."""
+
+
+def _surplus(study, number: int, n_trials: int) -> bool:
+    """Whether fresh trial `number` is beyond the study's budget of `n_trials` slots.
+
+    Workers count the study and then create a trial, so two of them can both take the last slot.
+    Trial numbers are handed out under the storage's lock, so the slots go in number order: each
+    trial that is not a retry (a retry continues its original's slot) and not itself surplus holds
+    one, and a fresh trial with `n_trials` slots before it gives its own up before any training.
+    """
+    trials = study.get_trials(deepcopy=False)
+    me = next(t for t in trials if t.number == number)
+    if "retry_of" in me.user_attrs:
+        return False
+    held = sum(1 for t in trials if t.number < number and "retry_of" not in t.user_attrs
+               and not t.user_attrs.get("surplus"))
+    return held >= n_trials
+
+
 def _retry_interrupted(study) -> None:
     """Enqueue once, with the same parameters and run directory, every failed trial without an error."""
     with warnings.catch_warnings():
@@ -265,7 +291,8 @@ def _retry_interrupted(study) -> None:
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     for t in trials:
-        if t.state == TrialState.FAIL and "error" not in t.user_attrs and t.number not in retried:
+        if (t.state == TrialState.FAIL and "error" not in t.user_attrs and not t.user_attrs.get("surplus")
+                and t.number not in retried):
             attrs = {"retry_of": t.number}
             if "run_dir" in t.user_attrs:
                 attrs["run_dir"] = t.user_attrs["run_dir"]
