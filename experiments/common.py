@@ -15,12 +15,27 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # 
 
 
 def run_recipe(data: dict, out: Path) -> dict:
-    """Train (or resume, or reuse a finished) run; returns its summary."""
+    """Train (or resume, or reuse a finished) run; returns its summary.
+
+    A finished run shorter than the recipe is extended only at a constant rate, where its first steps
+    are the longer run's (a ladder grown by a later invocation); any other change of length is refused.
+    """
     out = Path(out)
     done = out / "summary.json"
     if done.exists() and json.loads(done.read_text()).get("complete"):
-        return json.loads(done.read_text())
+        summary = json.loads(done.read_text())
+        wanted = _steps(data)
+        if wanted is None or wanted == summary["total_steps"]:
+            return summary
+        if data["train"].get("schedule") != "constant" or wanted < summary["total_steps"]:
+            raise SystemExit(f"{out} holds a finished {summary['total_steps']}-step run, not {wanted} steps: "
+                             "only a constant-rate run can be extended; delete it or choose another --out")
     return execute(recipe_from_dict(data), out, resume=latest_checkpoint(out) is not None, force=True)
+
+
+def _steps(data: dict) -> int | None:
+    words = str(data["train"].get("duration", "")).split()
+    return int(words[0]) if len(words) == 2 and words[1] == "steps" else None
 
 
 def parallel_map(fn, items: list, jobs: int) -> list:

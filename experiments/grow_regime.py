@@ -11,6 +11,7 @@ are still behind; grow_tiny.py found the opposite at 240 steps, where every run 
    compared at equal steps and at equal compute (grow_tiny.compare_arms).
 
     python experiments/grow_regime.py [--out experiments/out/grow-regime] [--seeds 3] [--jobs 2]
+    python experiments/grow_regime.py --ladder-only --ladder-steps 7680   # the regime only (extends a ladder)
     python experiments/grow_regime.py --quick --out /tmp/grow-quick   # the same pipeline in seconds
 Writes experiments/results/grow-ladder.{json,png} and grow-regime.{json,png} (--results), prints JSON.
 """
@@ -53,6 +54,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=None,
                    help="compare at this rung instead of the flat point (when the ladder never flattened and the "
                         "flat-or-last rung costs more than the session has; recorded in the JSON)")
+    p.add_argument("--ladder-only", action="store_true", help="measure the regime, compare nothing (a longer "
+                   "--ladder-steps extends the finished ladder run: its rate is constant)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and the bundled books: seconds, for checks")
     args = p.parse_args()
     started = time.perf_counter()
@@ -79,6 +82,9 @@ def main() -> None:
     (results_dir / "grow-ladder.json").write_text(json.dumps(ladder_report, indent=1))
     plot_flat({"baseline, seed 0": points}, regime, results_dir / "grow-ladder.png",
               "Growth's regime: the baseline's validation loss at doubling steps")
+    if args.ladder_only:
+        print(json.dumps({k: regime[k] for k in ("n", "reached", "rungs")}, indent=1))
+        return
 
     # 2. The arms at N.
     every, long = max(5, n // 10), n * 3 // 2
