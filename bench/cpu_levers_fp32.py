@@ -24,6 +24,7 @@ transformers' LlamaForCausalLM, compiled (`--hf-eager` for eager), in fp32 in th
 Prints one JSON line per stage as it finishes, then the whole table.
 
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/cpu_levers_fp32.py [--rounds 3] [--stages N]
+    ... python bench/cpu_levers_fp32.py --stages 1 --threads 1     # thread settings: against a --stages 1 run
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ from tinylm.precision import cpu_capability
 STAGES = ["baseline", "+matmul_attention_fp32", "+onednn_fp32_as_bf16", "+max_autotune"]
 
 # Gain over the previous stage predicted (2026-12-03 03:50 UTC, before any measurement), per CPU kind.
+# Thread settings (`--threads 1` against the default, one invocation each, the baseline stage only),
+# predicted 2026-12-03 09:35 UTC before measuring: matmul-bound steps on 2 quiet cores lose 35-50% of
+# tinylm's tokens/s with one thread, and transformers as much, so the ratio moves by under 5%.
+THREADS_PREDICTION = "1 thread: -35 to -50% tok/s on 2 quiet cores, ratio within 5%"
+
 PREDICTIONS = {
     "AVX2": {"+matmul_attention_fp32": "+2 to +5%: attention is ~6% of a step, SDPA's flash backward slow at T=128",
              "+onednn_fp32_as_bf16": "0%: no bf16 kernels at AVX2, oneDNN keeps fp32",
@@ -71,7 +77,10 @@ def main() -> None:
     p.add_argument("--stages", type=int, default=len(STAGES), help="run only the first N stages")
     p.add_argument("--first", type=int, default=0, help="start at this stage (the levers before it stay on)")
     p.add_argument("--hf-eager", action="store_true", help="transformers uncompiled (default: compiled)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for both (default: torch's, one per core)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device, tokens = torch.device("cpu"), args.batch * args.seq
     kind = "AVX512" if cpu_capability().startswith("AVX512") else "AVX2"
     theirs, results = None, []
@@ -103,7 +112,8 @@ def main() -> None:
                       "precision": "fp32", "cpu_capability": cpu_capability(),
                       "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
                       "transformers_compile": not args.hf_eager, "torch": torch.__version__,
-                      "predictions": PREDICTIONS[kind], "results": results}, indent=1))
+                      "predictions": PREDICTIONS[kind], "threads_prediction": THREADS_PREDICTION,
+                      "threads_requested": args.threads or None, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
