@@ -67,6 +67,19 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def finetune_report(base: Path, task: str, options: list[str], threads: int = 1) -> dict:
+    """`tinylm finetune BASE --task TASK OPTIONS... --json` in a process of `threads` torch threads: its report.
+
+    (On 2 shared cores, fine-tuning with 2 threads ran 17x slower than with 1: finetune_lr_grid.py.)"""
+    import os
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "tinylm.cli.main", "finetune", str(base), "--task", task,
+                           *options, "--json"], check=True, stdout=subprocess.PIPE, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    return json.loads(done.stdout)
+
+
 def val_curve(run_dir: Path) -> list[tuple[int, int, float]]:
     """(step, tokens, val_loss) of every validation evaluation (loop evals and episode-end evals)."""
     points = {}

@@ -9,8 +9,9 @@ steps and one fine-tuning rate tuned on scratch models.)
    rung when it never flattens (recorded as not reached).
 2. Every W_S is pretrained S steps with that recipe (the largest W_S: the ladder's checkpoint at S).
 3. Each pretrained encoder and the same architecture from scratch are fine-tuned on AG News with the same
-   protocol: `tinylm finetune --gap --lr-grid`, each arm choosing its rate on a validation tenth of the
-   train items, then --seeds seeds on the untouched test items.
+   protocol: `tinylm finetune --lr-grid` (with `--scratch` for the scratch arm, once: no W_S changes it),
+   each arm choosing its rate on a validation tenth of the train items, then --seeds seeds on the untouched
+   test items.
 
     python experiments/encoders_regime.py [--out experiments/out/encoders] [--seeds 3] [--jobs 3]
     python experiments/encoders_regime.py --quick --out /tmp/enc-quick   # the same pipeline, tiny
@@ -21,13 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import SHARED_DATA, parallel_map, run_recipe, val_curve, wikipedia_store
+from common import SHARED_DATA, finetune_report, parallel_map, run_recipe, val_curve, wikipedia_store
 from encoders_tiny import DEEP, pretrain_recipe, token_stats
 from regime import flat_point, plot_flat
 
@@ -49,14 +47,12 @@ def regime_recipe(store: Path, steps: int, every: int) -> dict:
     return r
 
 
-def finetune_gap(base: Path, task: str, q: dict, seeds: int) -> dict:
-    """`tinylm finetune BASE --gap --lr-grid` (one thread): its JSON report."""
-    command = [sys.executable, "-m", "tinylm.cli.main", "finetune", str(base), "--task", task,
-               "--train-per-label", str(q["per_label"][0]), "--test-per-label", str(q["per_label"][1]),
-               "--gap", "--lr-grid", q["lr_grid"], "--seeds", str(seeds), "--epochs", str(q["epochs"]), "--json"]
-    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return json.loads(done.stdout)
+def finetune(base: Path, task: str, q: dict, seeds: int, arm: str) -> dict:
+    """One arm's `tinylm finetune --lr-grid` report (`arm`: "pretrained", or "scratch": the same architecture
+    from random weights, which no W_S changes, so it is fine-tuned once)."""
+    return finetune_report(base, task, ["--train-per-label", str(q["per_label"][0]), "--test-per-label",
+                                        str(q["per_label"][1]), "--lr-grid", q["lr_grid"], "--seeds", str(seeds),
+                                        "--epochs", str(q["epochs"])] + (["--scratch"] if arm == "scratch" else []))
 
 
 def main() -> None:
@@ -106,11 +102,15 @@ def main() -> None:
 
     # 3. Fine-tuning, one protocol for both arms.
     task = f"agnews:{SHARED_DATA / 'classification/agnews/test.csv'}"
-    reports = dict(zip(sizes, parallel_map(finetune_gap, [(bases[w], task, q, args.seeds) for w in sizes],
-                                           args.jobs)))
+    arms = [(w, "pretrained") for w in sizes] + [(sizes[-1], "scratch")]
+    reports = dict(zip(arms, parallel_map(finetune, [(bases[w], task, q, args.seeds, arm) for w, arm in arms],
+                                          args.jobs)))
+    s = reports[(sizes[-1], "scratch")]
     by_ws = []
     for w in sizes:
-        r = reports[w]
+        r = {"pretrained": reports[(w, "pretrained")]["pretrained"], "scratch": s["scratch"],
+             "lr_grid": {"pretrained": reports[(w, "pretrained")]["lr_grid"]["pretrained"],
+                         "scratch": s["lr_grid"]["scratch"]}}
         pre, scratch = r["pretrained"]["values"], r["scratch"]["values"]
         by_ws.append({"W_S": w, "pretrain_steps": s_steps, "pretrain_val_mlm_loss": pretrain_val[w],
                       **token_stats(subsets[w], task, None, q["per_label"]),

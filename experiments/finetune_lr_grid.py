@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import run_recipe, wikipedia_store
+from common import finetune_report, run_recipe, wikipedia_store
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -60,10 +57,7 @@ def main() -> None:
                "--train-per-label", str(args.per_label[0]), "--test-per-label", str(args.per_label[1]),
                "--gap", "--lr-grid", args.lr_grid, "--seeds", str(args.seeds), "--epochs", str(args.epochs),
                "--json"]
-    finetuned = subprocess.run([sys.executable, "-m", "tinylm.cli.main", *command[1:]], check=True,
-                               stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}).stdout
-    report = json.loads(finetuned)
+    report = finetune_report(run, command[4], command[5:-1], args.threads)
     arms = {kind: {"accuracy_mean": report[kind]["mean"], "accuracy_std": report[kind]["std"],
                    "values": report[kind]["values"], "chosen_lr": report["lr_grid"][kind]["chosen"],
                    "validation_accuracy_by_lr": report["lr_grid"][kind]["validation_accuracy"],
