@@ -6,6 +6,7 @@ import csv
 import gzip
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,10 +62,44 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=NO_SHARED_DATA))
 
 
+# An unmarked test that reads ../shared by a path of its own (not the fixture) fails too: an audit hook sees
+# every file this process opens or lists while such a test runs (its subprocesses are not seen). This is
+# what lets CI run the suite beside ../shared only once: where it is absent, only marked tests can differ.
+SHARED_ROOTS = tuple({str(REPO.parent / "shared"), os.path.realpath(REPO.parent / "shared")})
+_unmarked = {"test": None, "read": []}  # the unmarked test running now, and what it read under ../shared
+
+
+def _see_shared_reads(event, args):
+    if _unmarked["test"] is None or event not in ("open", "os.listdir", "os.scandir") or not args:
+        return
+    try:  # an audit hook must never raise: it would break the call it watches
+        if args[0] is None or isinstance(args[0], int):
+            return
+        path = os.path.normpath(os.path.join(os.getcwd(), os.fsdecode(args[0])))
+        if any(path == root or path.startswith(root + os.sep) for root in SHARED_ROOTS):
+            _unmarked["read"].append(path)
+    except Exception:
+        pass
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     if item.stash.get(UNMARKED_KEY, False):
         pytest.fail(f"{item.nodeid} {UNMARKED}", pytrace=False)
+    if not _unmarked.get("hooked"):
+        sys.addaudithook(_see_shared_reads)
+        _unmarked["hooked"] = True
+    marked = item.get_closest_marker("shared_data") is not None
+    _unmarked.update(test=None if marked else item.nodeid, read=[])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield
+    if _unmarked["test"] == item.nodeid and _unmarked["read"]:
+        pytest.fail(f"{item.nodeid} read {_unmarked['read'][0]} without @pytest.mark.shared_data: mark it (it is then "
+                    "skipped where ../shared is absent) or give it a small file from tests/fixtures/", pytrace=False)
+    return result
 
 
 @pytest.fixture(scope="session")

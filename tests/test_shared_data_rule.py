@@ -30,6 +30,12 @@ def test_unmarked_through_a_fixture(corpus):
 
 def test_plain():
     pass
+
+def test_unmarked_reading_by_a_path_of_its_own():
+    from pathlib import Path
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if data.is_dir():
+        list(data.iterdir())
 '''
 
 
@@ -60,9 +66,11 @@ def _outcomes(output: str) -> dict[str, int]:
 def test_unmarked_readers_of_shared_data_error_and_marked_ones_skip_without_it(tmp_path, with_shared):
     out = _pytest(tmp_path, with_shared)
     if with_shared:
-        assert _outcomes(out) == {"passed": 2, "errors": 2}, out
+        assert _outcomes(out) == {"passed": 2, "errors": 2, "failed": 1}, out
+        assert re.search(r"test_unmarked_reading_by_a_path_of_its_own read \S+/shared/data without "
+                         r"@pytest.mark.shared_data", out), out
     else:
-        assert _outcomes(out) == {"passed": 1, "errors": 2, "skipped": 1}, out
+        assert _outcomes(out) == {"passed": 2, "errors": 2, "skipped": 1}, out
         reason = r"SKIPPED \[1\] tests/test_rule.py:\d+: needs the full real data in \S+/shared/data, which is absent"
         assert re.search(reason, out), out
     for name in ("test_unmarked", "test_unmarked_through_a_fixture"):
