@@ -80,6 +80,12 @@ def finetune_report(base: Path, task: str, options: list[str], threads: int = 1)
     return json.loads(done.stdout)
 
 
+def train_seconds(run_dirs) -> float:
+    """The wall seconds the runs' own training took (their summaries' `wall_s`, every session of each):
+    unlike an invocation's wall time, a later invocation that only re-reads finished runs leaves it as it was."""
+    return round(sum(json.loads((Path(d) / "summary.json").read_text()).get("wall_s") or 0.0 for d in run_dirs), 1)
+
+
 def val_curve(run_dir: Path) -> list[tuple[int, int, float]]:
     """(step, tokens, val_loss) of every validation evaluation (loop evals and episode-end evals)."""
     points = {}

@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from common import mean_std, parallel_map, run_recipe, val_curve
+from common import mean_std, parallel_map, run_recipe, train_seconds, val_curve
 from forgetter_tiny import _plot, _sleeps, recipe
 from regime import best_length, plot_lengths
 
@@ -92,7 +92,8 @@ def main() -> None:
     report = {"experiment": "forgetter-regime", "command": "python experiments/forgetter_regime.py" +
               (" --quick" if args.quick else ""), "regime": {k: regime[k] for k in ("rule", "n", "at_edge")},
               "n_steps_normal": n, "tokens_per_step": 12 * 128, "seeds": args.seeds, "arms": results,
-              "wall_seconds": round(time.perf_counter() - started, 1)}
+              "wall_seconds": round(time.perf_counter() - started, 1),  # this invocation, runs reused included
+              "train_seconds": train_seconds({make(s)[1] for make in arms.values() for s in range(args.seeds)})}
     (results_dir / "forgetter-regime.json").write_text(json.dumps(report, indent=1))
     _plot(plotted, results_dir / "forgetter-regime.png", n)
     print(json.dumps({arm: {k: {"mean": round(v["mean"], 4), "std": round(v["std"], 4)}

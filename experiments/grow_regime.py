@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from common import SHARED_DATA, parallel_map, run_recipe, val_curve
+from common import SHARED_DATA, parallel_map, run_recipe, train_seconds, val_curve
 from grow_tiny import BATCH, MODEL, SEQ, _plot, _predicted, compare_arms, grow, recipe
 from regime import flat_point, plot_flat
 
@@ -106,6 +106,8 @@ def main() -> None:
               "seeds": args.seeds, "arms": results, "equal_compute_step_predicted": _predicted(store, n),
               "note": "the seed-0 baseline is the ladder run's first N steps (constant rate: the same run)"}
     report["wall_seconds"] = round(time.perf_counter() - started, 1)  # this invocation, runs reused included
+    report["train_seconds"] = train_seconds({run_dir(a, s) for a in arms for s in range(args.seeds)} - {ladder})
+    report["ladder_train_seconds"] = train_seconds([ladder])  # the seed-0 baseline's run, to the ladder's end
     (results_dir / "grow-regime.json").write_text(json.dumps(report, indent=1))
     _plot(curves, results_dir / "grow-regime.png", n,
           title=f"Growth at N = {n} (Gutenberg, {args.seeds} seeds; "
