@@ -14,6 +14,7 @@ steps and one fine-tuning rate tuned on scratch models.)
    test items.
 
     python experiments/encoders_regime.py [--out experiments/out/encoders] [--seeds 3] [--jobs 3]
+    python experiments/encoders_regime.py --ladder-only --ladder-steps 6000   # the regime only (extends a ladder)
     python experiments/encoders_regime.py --quick --out /tmp/enc-quick   # the same pipeline, tiny
 Writes experiments/results/encoders-ladder.{json,png} and encoders-regime.json (--results), prints JSON.
 """
@@ -62,10 +63,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3, help="fine-tuning seeds (each arm, each W_S)")
     p.add_argument("--jobs", type=int, default=3, help="processes in parallel")
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 14000], help="W_S values (paragraphs)")
+    p.add_argument("--ladder-steps", type=int, default=FULL["ladder_steps"],
+                   help="the ladder run's length (a longer one extends the finished ladder: its rate is constant)")
+    p.add_argument("--ladder-only", action="store_true", help="measure the regime, compare nothing")
     p.add_argument("--quick", action="store_true", help="tiny sizes: seconds, for checks")
     args = p.parse_args()
     started = time.perf_counter()
-    q = QUICK if args.quick else FULL
+    q = QUICK if args.quick else {**FULL, "ladder_steps": args.ladder_steps}
     out, results_dir = Path(args.out), Path(args.results)
     from tinylm.data.overlap import random_paragraphs
     from tinylm.data.store import TokenStore
@@ -91,6 +95,9 @@ def main() -> None:
          "curve": points, **regime}, indent=1))
     plot_flat({f"W_S = {sizes[-1]}": points}, regime, results_dir / "encoders-ladder.png",
               "Encoders' regime: validation MLM loss at doubling pretraining steps", "pretraining step")
+    if args.ladder_only:
+        print(json.dumps({k: regime[k] for k in ("n", "reached", "rungs")}, indent=1))
+        return
 
     # 2. Pretraining every W_S for S steps (the largest: the ladder's checkpoint at S).
     bases = {w: out / "pretrain-regime" / f"ws{w}" for w in sizes[:-1]}
