@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
+from tinylm.duration import parse_duration
 from tinylm.runs.execute import execute
 from tinylm.rundir.checkpoints import latest_checkpoint
 from tinylm.rundir.metrics import read_metrics
@@ -34,8 +38,9 @@ def run_recipe(data: dict, out: Path) -> dict:
 
 
 def _steps(data: dict) -> int | None:
-    words = str(data["train"].get("duration", "")).split()
-    return int(words[0]) if len(words) == 2 and words[1] == "steps" else None
+    """The recipe's length in steps when its duration is given in steps (tinylm's own parser)."""
+    d = parse_duration(data["train"].get("duration", ""))
+    return int(d.to_steps(1)) if d.unit == "steps" else None
 
 
 def parallel_map(fn, items: list, jobs: int) -> list:
@@ -71,9 +76,6 @@ def finetune_report(base: Path, task: str, options: list[str], threads: int = 1)
     """`tinylm finetune BASE --task TASK OPTIONS... --json` in a process of `threads` torch threads: its report.
 
     (On 2 shared cores, fine-tuning with 2 threads ran 17x slower than with 1: finetune_lr_grid.py.)"""
-    import os
-    import subprocess
-    import sys
     done = subprocess.run([sys.executable, "-m", "tinylm.cli.main", "finetune", str(base), "--task", task,
                            *options, "--json"], check=True, stdout=subprocess.PIPE, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": str(threads)})

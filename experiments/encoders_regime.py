@@ -112,12 +112,10 @@ def main() -> None:
     arms = [(w, "pretrained") for w in sizes] + [(sizes[-1], "scratch")]
     reports = dict(zip(arms, parallel_map(finetune, [(bases[w], task, q, args.seeds, arm) for w, arm in arms],
                                           args.jobs)))
-    s = reports[(sizes[-1], "scratch")]
     by_ws = []
     for w in sizes:
-        r = {"pretrained": reports[(w, "pretrained")]["pretrained"], "scratch": s["scratch"],
-             "lr_grid": {"pretrained": reports[(w, "pretrained")]["lr_grid"]["pretrained"],
-                         "scratch": s["lr_grid"]["scratch"]}}
+        r = {arm: reports[(w if arm == "pretrained" else sizes[-1], arm)] for arm in ("pretrained", "scratch")}
+        r = {**{arm: r[arm][arm] for arm in r}, "lr_grid": {arm: r[arm]["lr_grid"][arm] for arm in r}}
         pre, scratch = r["pretrained"]["values"], r["scratch"]["values"]
         by_ws.append({"W_S": w, "pretrain_steps": s_steps, "pretrain_val_mlm_loss": pretrain_val[w],
                       **token_stats(subsets[w], task, None, q["per_label"]),
