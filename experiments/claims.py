@@ -361,11 +361,12 @@ def claim_rows(result: dict, source: str, plots: list[str]) -> list[dict]:
     return rows
 
 
-def plots_by_experiment(results_dir: Path, experiments: list[str]) -> dict[str, list[str]]:
-    """Each PNG goes to the experiment whose name is the longest prefix of its name (`grow-tiny-val-loss.png`)."""
-    owned = {e: [] for e in experiments}
+def plots_by_result(results_dir: Path, stems: list[str]) -> dict[str, list[str]]:
+    """Each PNG goes to the results JSON whose file stem is the longest prefix of its name: `grow-tiny-val-loss.png`
+    to grow-tiny.json, `grow-regime-L4-4-64x4.png` to grow-regime-L4-4-64x4.json, not to grow-regime.json."""
+    owned = {e: [] for e in stems}
     for png in sorted(Path(results_dir).glob("*.png")):
-        owners = [e for e in experiments if png.stem == e or png.stem.startswith(e + "-")]
+        owners = [e for e in stems if png.stem == e or png.stem.startswith(e + "-")]
         if owners:
             owned[max(owners, key=len)].append(png.name)
     return owned
@@ -379,10 +380,10 @@ def load_results(results_dir: Path) -> list[tuple[str, dict]]:
 def all_rows(results_dir: Path) -> tuple[list[dict], list[tuple[str, dict]]]:
     """Every claim row of the results directory, and the results (file name, JSON) that gave none."""
     results = load_results(results_dir)
-    plots = plots_by_experiment(results_dir, [r.get("experiment", "") for _, r in results])
+    plots = plots_by_result(results_dir, [Path(name).stem for name, _ in results])
     rows, silent = [], []
     for name, result in results:
-        found = claim_rows(result, name, plots.get(result.get("experiment", ""), []))
+        found = claim_rows(result, name, plots[Path(name).stem])
         rows.extend(found)
         if not found and not is_regime(result):
             silent.append((name, result))

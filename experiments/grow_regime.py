@@ -13,13 +13,18 @@ are still behind; grow_tiny.py found the opposite at 240 steps, where every run 
     python experiments/grow_regime.py [--out experiments/out/grow-regime] [--seeds 3] [--jobs 2]
     python experiments/grow_regime.py --ladder-only --ladder-steps 7680   # the regime only (extends a ladder)
     python experiments/grow_regime.py --quick --out /tmp/grow-quick   # the same pipeline in seconds
-Writes experiments/results/grow-ladder.{json,png} and grow-regime.{json,png} (--results), prints JSON.
+    python experiments/grow_regime.py --model L4-4-64x4 --out experiments/out/grow-regime-w64 --ladder-steps 7680
+Writes experiments/results/grow-ladder.{json,png} and grow-regime.{json,png} (--results), prints JSON; with a
+--model other than the default the files are named after it (grow-ladder-L4-4-64x4.json, ...). A narrower
+model reaches its flat point in fewer steps, so on 2 cores its arms can be compared there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +53,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="experiments/out/grow-regime")
     p.add_argument("--results", default="experiments/results", help="where the JSON and plots go")
+    p.add_argument("--model", default=MODEL["name"], help="a GPT-2 model name (4 layers: grow-S4 adds one a stage)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")
     p.add_argument("--ladder-steps", type=int, default=3840, help="the ladder run's length (16 x the first rung)")
@@ -60,6 +66,9 @@ def main() -> None:
     args = p.parse_args()
     started = time.perf_counter()
     out, results_dir = Path(args.out), Path(args.results)
+    model = {**MODEL, "name": args.model}
+    tag = "" if args.model == MODEL["name"] else f"-{args.model}"  # the default model's files keep their names
+    command = " ".join(["python experiments/grow_regime.py", *map(shlex.quote, sys.argv[1:])])
     q = QUICK if args.quick else {"ladder_steps": args.ladder_steps, "every": 120, "first": FIRST_RUNG,
                                   "delta": DELTA}
     from tinylm.data import prepare_store
@@ -69,19 +78,19 @@ def main() -> None:
 
     # 1. The regime: the baseline's curve at a constant rate, read at doubling lengths.
     ladder = out / "ladder" / "seed0"
-    run_recipe(recipe(store, 0, q["ladder_steps"], [], q["every"]), ladder)
+    run_recipe(recipe(store, 0, q["ladder_steps"], [], q["every"], model), ladder)
     points = [(s, v) for s, _, v in val_curve(ladder)]
     regime = flat_point(points, q["first"], q["delta"])
     n = args.n or regime["n"]
     if n not in [r["n"] for r in regime["rungs"]]:
         raise SystemExit(f"--n {n}: choose a rung of the ladder ({', '.join(str(r['n']) for r in regime['rungs'])})")
-    ladder_report = {"experiment": "grow-ladder", "model": MODEL, "tokens_per_step": BATCH * SEQ,
+    ladder_report = {"experiment": "grow-ladder", "command": command, "model": model, "tokens_per_step": BATCH * SEQ,
                      "schedule": "constant lr 1e-3, no warm-up", "seed": 0, "ladder_steps": q["ladder_steps"],
                      "curve": points, **regime}
     results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "grow-ladder.json").write_text(json.dumps(ladder_report, indent=1))
-    plot_flat({"baseline, seed 0": points}, regime, results_dir / "grow-ladder.png",
-              "Growth's regime: the baseline's validation loss at doubling steps")
+    (results_dir / f"grow-ladder{tag}.json").write_text(json.dumps(ladder_report, indent=1))
+    plot_flat({"baseline, seed 0": points}, regime, results_dir / f"grow-ladder{tag}.png",
+              f"Growth's regime ({args.model}): the baseline's validation loss at doubling steps")
     if args.ladder_only:
         print(json.dumps({k: regime[k] for k in ("n", "reached", "rungs")}, indent=1))
         return
@@ -93,24 +102,24 @@ def main() -> None:
         return ladder if (arm, seed) == ("baseline", 0) else out / arm / f"seed{seed}"
 
     arms = {"baseline": (n, []), "grow-S2": (long, grow(2, n)), "grow-S4": (long, grow(4, n))}
-    todo = [(recipe(store, seed, steps, methods, q["every"] if arm == "baseline" else every), run_dir(arm, seed))
+    todo = [(recipe(store, seed, steps, methods, q["every"] if arm == "baseline" else every, model),
+             run_dir(arm, seed))
             for arm in ("grow-S2", "grow-S4", "baseline") for seed in range(args.seeds)
             for steps, methods in [arms[arm]] if run_dir(arm, seed) != ladder]
     parallel_map(run_recipe, todo, args.jobs)
     results, curves = compare_arms(run_dir, list(arms), args.seeds, n)
-    report = {"experiment": "grow-regime", "command": "python experiments/grow_regime.py" +
-              (" --quick" if args.quick else ""), "model": MODEL, "corpus": "bundled books" if args.quick else
-              "../shared/data/corpora/gutenberg (22 books)", "regime": {**{k: regime[k] for k in ("rule", "n", "reached")},
-                                                             "compared_at": n},
+    report = {"experiment": "grow-regime", "command": command, "ladder": f"grow-ladder{tag}.json", "model": model,
+              "corpus": "bundled books" if args.quick else "../shared/data/corpora/gutenberg (22 books)",
+              "regime": {**{k: regime[k] for k in ("rule", "n", "reached")}, "compared_at": n},
               "n_steps_baseline": n, "incremental_runs_steps": long, "tokens_per_step": BATCH * SEQ,
-              "seeds": args.seeds, "arms": results, "equal_compute_step_predicted": _predicted(store, n),
+              "seeds": args.seeds, "arms": results, "equal_compute_step_predicted": _predicted(store, n, model),
               "note": "the seed-0 baseline is the ladder run's first N steps (constant rate: the same run)"}
     report["wall_seconds"] = round(time.perf_counter() - started, 1)  # this invocation, runs reused included
     report["train_seconds"] = train_seconds({run_dir(a, s) for a in arms for s in range(args.seeds)} - {ladder})
     report["ladder_train_seconds"] = train_seconds([ladder])  # the seed-0 baseline's run, to the ladder's end
-    (results_dir / "grow-regime.json").write_text(json.dumps(report, indent=1))
-    _plot(curves, results_dir / "grow-regime.png", n,
-          title=f"Growth at N = {n} (Gutenberg, {args.seeds} seeds; "
+    (results_dir / f"grow-regime{tag}.json").write_text(json.dumps(report, indent=1))
+    _plot(curves, results_dir / f"grow-regime{tag}.png", n,
+          title=f"Growth of {args.model} at N = {n} (Gutenberg, {args.seeds} seeds; "
                 f"{'the flat point' if regime['reached'] and n == regime['n'] else 'the ladder never flattened'})")
     print(json.dumps({"regime": report["regime"], "arms": {arm: {k: {"mean": round(v["mean"], 4),
                                                                      "std": round(v["std"], 4)}

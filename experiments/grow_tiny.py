@@ -28,11 +28,11 @@ MODEL = {"name": "L4-4-128x4", "flavour": "gpt2"}
 BATCH, SEQ = 16, 128
 
 
-def recipe(store: Path, seed: int, steps: int, methods: list, eval_every: int) -> dict:
+def recipe(store: Path, seed: int, steps: int, methods: list, eval_every: int, model: dict = MODEL) -> dict:
     return {
         "name": "grow-tiny-repro",
         "data": {"store": str(store), "sampler": "windows", "seq_len": SEQ, "seed": seed},
-        "model": dict(MODEL),
+        "model": dict(model),
         "train": {"duration": f"{steps} steps", "batch_size": BATCH, "lr": 1e-3, "weight_decay": 0.1,
                   "betas": [0.9, 0.95], "schedule": "constant", "clip": 0, "seed": seed, "log_every": 10},
         "eval": {"every": eval_every, "windows": 64, "batch_size": 32},
@@ -109,12 +109,12 @@ def compare_arms(run_dir, arms: list[str], seeds: int, n: int) -> tuple[dict, di
     return results, curves
 
 
-def _predicted(store: Path, n: int) -> dict:
+def _predicted(store: Path, n: int, model: dict = MODEL) -> dict:
     """The paper's closed form and our exact count of the same curriculum, before any training."""
     from tinylm.data import TokenStore
     from tinylm.methods.grow_plan import incremental_compute
     from tinylm.models import resolve_model_config
-    cfg = resolve_model_config(MODEL["name"], flavour=MODEL["flavour"], vocab_size=TokenStore.open(store).vocab_size)
+    cfg = resolve_model_config(model["name"], flavour=model["flavour"], vocab_size=TokenStore.open(store).vocab_size)
     out = {}
     for stages in (2, 4):
         r = incremental_compute(cfg, stages, n, SEQ, tokens_per_step=BATCH * SEQ)

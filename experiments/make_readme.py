@@ -79,16 +79,28 @@ def regime_section(results_dir: Path) -> list[str]:
             rungs = "; ".join(f"N {x['n']}: {x['final_val_loss']:.3f}" for x in r["rungs"])
         family = r["experiment"].removesuffix("-ladder")
         rungs_n = {x["n"] for x in r["rungs"]}
-        used = [f"{o['experiment']} at N = {k}" for _, o in load_results(results_dir) if not is_regime(o)
-                and o.get("experiment", "").startswith(family) for k in sorted(_compared_lengths(o) & rungs_n)
+        used = [f"{o['experiment']} ({other}) at N = {k}" for other, o in load_results(results_dir)
+                if _measured_by(o, name, family) for k in sorted(_compared_lengths(o) & rungs_n)
                 if "regime" in o or k == r["n"]]  # a regime script's own rung, or another at the chosen N
         if used:
             state += "; compared: " + ", ".join(used)
         plot = Path(name).with_suffix(".png").name
         link = f" Plot: [{plot}]({results_dir.name}/{plot})." if (results_dir / plot).is_file() else ""
-        out += ["", f"- **{r['experiment']}** ([`results/{name}`]({results_dir.name}/{name})): {r['rule']}; "
+        model = r.get("model")
+        model = f" of {model['name'] if isinstance(model, dict) else model}" if model else ""
+        out += ["", f"- **{r['experiment']}**{model} ([`results/{name}`]({results_dir.name}/{name})): {r['rule']}; "
                     f"chosen N = {r['n']} ({state}). Rungs (validation loss): {rungs}.{link}"]
     return out
+
+
+def _measured_by(result: dict, ladder: str, family: str) -> bool:
+    """Whether a comparison's length came from this ladder: the ladder file it names, else (results that name
+    none) any ladder of its family (`grow-ladder.json` for grow-tiny)."""
+    if is_regime(result):
+        return False
+    if "ladder" in result:
+        return result["ladder"] == ladder
+    return result.get("experiment", "").startswith(family)
 
 
 def _compared_lengths(result: dict) -> set:

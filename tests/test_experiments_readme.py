@@ -190,3 +190,46 @@ def test_every_committed_result_gives_claims_or_measures_a_regime():
     assert not silent, f"results no extractor reads: {[name for name, _ in silent]}"
     assert {r["experiment"] for r in rows} >= {"grow-tiny", "forgetter-tiny", "encoders-tiny", "finetune-lr-grid",
                                                  "distill-tiny", "gaff-tiny"}
+
+
+# --- two ladders of one family (the same experiment at two model sizes) ---------------------------------
+
+def _ladder(model: str) -> dict:
+    rungs = [{"n": n, "val_loss": 5.0 - n / 1000, "val_loss_doubled": 5.0 - n / 500, "drop": n / 1000}
+             for n in (240, 480, 960)]
+    return {"experiment": "grow-ladder", "model": {"name": model, "flavour": "gpt2"}, "rule": "flat rule",
+            "delta": 0.05, "n": 960, "reached": False, "rungs": rungs}
+
+
+def _grown(ladder: str) -> dict:
+    claim = {k: v for k, v in REGIME_CLAIM.items() if k != "plots"}  # the plots: those the file's name owns
+    claim.update(id="grow.equal_compute", claim=f"Grown, behind ({ladder}).")
+    return {"experiment": "grow-regime", "ladder": ladder, "n_steps_baseline": 480, "regime": {},
+            "claims": [claim]}
+
+
+@pytest.fixture
+def two_ladders(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    for tag in ("", "-L4-4-64x4"):
+        (res / f"grow-ladder{tag}.json").write_text(json.dumps(_ladder("L4-4-64x4" if tag else "L4-4-128x4")))
+        (res / f"grow-regime{tag}.json").write_text(json.dumps(_grown(f"grow-ladder{tag}.json")))
+        (res / f"grow-regime{tag}.png").write_bytes(b"\x89PNG")
+    return res
+
+
+def test_a_ladder_lists_only_the_comparisons_made_on_it(two_ladders):
+    page = make_readme.render(two_ladders, scripts_dir=two_ladders.parent)
+    small = next(line for line in page.splitlines() if line.startswith("- **grow-ladder** of L4-4-64x4"))
+    large = next(line for line in page.splitlines() if line.startswith("- **grow-ladder** of L4-4-128x4"))
+    assert "compared: grow-regime (grow-regime-L4-4-64x4.json) at N = 480" in small
+    assert "compared: grow-regime (grow-regime.json) at N = 480" in large
+    assert "(grow-regime.json)" not in small and "L4-4-64x4.json)" not in large
+
+
+def test_each_of_two_results_of_one_experiment_links_its_own_plot(two_ladders):
+    rows, _ = claims.all_rows(two_ladders)
+    plots = {r["source"]: r["plots"] for r in rows}
+    assert plots == {"grow-regime.json": ["grow-regime.png"],
+                     "grow-regime-L4-4-64x4.json": ["grow-regime-L4-4-64x4.png"]}
