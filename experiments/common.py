@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,11 @@ def run_recipe(data: dict, out: Path) -> dict:
             raise SystemExit(f"{out} holds a finished {summary['total_steps']}-step run, not {wanted} steps: "
                              "only a constant-rate run can be extended; delete it or choose another --out")
     return execute(recipe_from_dict(data), out, resume=latest_checkpoint(out) is not None, force=True)
+
+
+def command_line() -> str:
+    """This invocation as a rerun command for the JSON (`python experiments/grow_regime.py --n 960`)."""
+    return " ".join(["python", f"experiments/{Path(sys.argv[0]).name}", *map(shlex.quote, sys.argv[1:])])
 
 
 def _steps(data: dict) -> int | None:

@@ -26,7 +26,7 @@ import json
 import time
 from pathlib import Path
 
-from common import SHARED_DATA, finetune_report, parallel_map, run_recipe, val_curve, wikipedia_store
+from common import SHARED_DATA, command_line, finetune_report, parallel_map, run_recipe, val_curve, wikipedia_store
 from encoders_tiny import DEEP, pretrain_recipe, token_stats
 from regime import flat_point, plot_flat
 
@@ -124,8 +124,8 @@ def main() -> None:
                       "scratch": {"values": scratch, "chosen_lr": r["lr_grid"]["scratch"]["chosen"],
                                   "validation_accuracy_by_lr": r["lr_grid"]["scratch"]["validation_accuracy"]},
                       "gap": [a - b for a, b in zip(pre, scratch)], "base": str(bases[w])})
-    report = {"experiment": "encoders-regime", "command": "python experiments/encoders_regime.py" +
-              (" --quick" if args.quick else ""), "model": DEEP, "task": "AG News", "per_label": q["per_label"],
+    report = {"experiment": "encoders-regime", "command": command_line(), "ladder": "encoders-ladder.json",
+              "model": DEEP, "task": "AG News", "per_label": q["per_label"],
               "epochs": q["epochs"], "lr_grid": q["lr_grid"], "seeds": args.seeds,
               "regime": {**{k: regime[k] for k in ("rule", "n", "reached")}, "pretrain_steps": s_steps},
               "by_ws": by_ws, "wall_seconds": round(time.perf_counter() - started, 1)}

@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from common import mean_std, parallel_map, run_recipe, train_seconds, val_curve
+from common import command_line, mean_std, parallel_map, run_recipe, train_seconds, val_curve
 from forgetter_tiny import _plot, _sleeps, recipe
 from regime import best_length, plot_lengths
 
@@ -89,8 +89,8 @@ def main() -> None:
             plotted.setdefault(arm, []).append([(s, v) for s, _, v in points])
         results[arm] = {"runs": per_seed, **{k: mean_std([r[k] for r in per_seed])
                                              for k in ("best_val_equal_budget", "best_val_all", "steps")}}
-    report = {"experiment": "forgetter-regime", "command": "python experiments/forgetter_regime.py" +
-              (" --quick" if args.quick else ""), "regime": {k: regime[k] for k in ("rule", "n", "at_edge")},
+    report = {"experiment": "forgetter-regime", "command": command_line(), "ladder": "forgetter-ladder.json",
+              "regime": {k: regime[k] for k in ("rule", "n", "at_edge")},
               "n_steps_normal": n, "tokens_per_step": 12 * 128, "seeds": args.seeds, "arms": results,
               "wall_seconds": round(time.perf_counter() - started, 1),  # this invocation, runs reused included
               "train_seconds": train_seconds({make(s)[1] for make in arms.values() for s in range(args.seeds)})}

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 
-from common import SHARED_DATA, parallel_map, run_recipe, train_seconds, val_curve
+from common import SHARED_DATA, command_line, parallel_map, run_recipe, train_seconds, val_curve
 from grow_tiny import BATCH, MODEL, SEQ, _plot, _predicted, compare_arms, grow, recipe
 from regime import flat_point, plot_flat
 
@@ -68,7 +66,7 @@ def main() -> None:
     out, results_dir = Path(args.out), Path(args.results)
     model = {**MODEL, "name": args.model}
     tag = "" if args.model == MODEL["name"] else f"-{args.model}"  # the default model's files keep their names
-    command = " ".join(["python experiments/grow_regime.py", *map(shlex.quote, sys.argv[1:])])
+    command = command_line()
     q = QUICK if args.quick else {"ladder_steps": args.ladder_steps, "every": 120, "first": FIRST_RUNG,
                                   "delta": DELTA}
     from tinylm.data import prepare_store
