@@ -110,3 +110,11 @@ def test_fp32_levers_print_each_stage_with_its_prediction():
     assert [r["lever"] for r in rows] == ["baseline", "+matmul_attention_fp32", "+onednn_fp32_as_bf16"]
     assert all(r["tinylm_tokens_per_s"] > 0 and r["transformers_tokens_per_s"] > 0 for r in rows)
     assert "gain_ratio" not in rows[0] and all(r["predicted"] and "gain_ratio" in r for r in rows[1:])
+
+
+def test_mlm_head_times_both_heads_through_the_objective():
+    out = _run("mlm_head.py", "--preset", "L2-2-32x2", "--vocab", "500", "--batch", "2", "--seq", "16",
+               "--rounds", "2", "--steps", "2")
+    assert set(out["steps_per_s"]) == {"full_head", "labelled_only"}
+    assert all(len(v) == 2 and min(v) > 0 for v in out["steps_per_s"].values())
+    assert out["speedup"] == out["median_steps_per_s"]["labelled_only"] / out["median_steps_per_s"]["full_head"]

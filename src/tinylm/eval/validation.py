@@ -48,10 +48,14 @@ def evaluate(model, batches: list[dict], device: torch.device | None = None, pre
     count = 0
     for batch in batches:
         batch = to_device(batch, device)
-        with autocast(device, precision):
-            logits = model(batch["input_ids"], batch.get("attention_mask"))
         labels = batch["labels"]
-        total += F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100,
+        with autocast(device, precision):
+            if getattr(model, "predicts_at", False):  # a masked LM: the head at the labelled positions only
+                at = labels != -100
+                logits, labels = model(batch["input_ids"], batch.get("attention_mask"), at=at), labels[at]
+            else:
+                logits = model(batch["input_ids"], batch.get("attention_mask"))
+        total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
                                  reduction="sum").double()
         count += int((labels != -100).sum())
     model.train(was_training)

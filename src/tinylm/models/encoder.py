@@ -98,10 +98,19 @@ class Encoder(TinyLM):
             x = layer(x, mask)
         return x
 
+    predicts_at = True  # forward(..., at=) computes the MLM head at chosen positions only (train/objective.py)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """MLM logits (B, T, vocab)."""
-        h = self.mlm_norm(self.mlm_act(self.mlm_transform(self.encode(input_ids, attention_mask, token_type_ids))))
+                token_type_ids: torch.Tensor | None = None, at: torch.Tensor | None = None) -> torch.Tensor:
+        """MLM logits (B, T, vocab); with `at` (B, T bool), (n, vocab) for its n true positions, in order.
+
+        The head (transform, norm, a decoder over the whole vocabulary) costs per position it predicts,
+        and only the masked positions have a label: at d_model 64 and bert-base's 30,522 tokens the
+        decoder alone is most of a tiny encoder's step, so heading only the 15% masked skips most of it."""
+        h = self.encode(input_ids, attention_mask, token_type_ids)
+        if at is not None:
+            h = h[at]
+        h = self.mlm_norm(self.mlm_act(self.mlm_transform(h)))
         weight = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
         return F.linear(h, weight, self.mlm_bias)
 

@@ -7,7 +7,9 @@ matmuls; compiled with the model, the casts, log-sum-exp and gradient fuse into 
 (bench/cpu_levers.py). The loss itself is `cross_entropy.py`'s. The logits leave the module only
 when a method asks for them (`Method.on_loss`), so the plain objective never returns (nor keeps a
 gradient buffer for) them. A method that supplies soft targets (distillation's teachers) has their
-KL term computed here too, fused with the cross-entropy (`soft_targets.py`).
+KL term computed here too, fused with the cross-entropy (`soft_targets.py`). A masked LM's head runs
+at its labelled positions only when nothing asks for the logits (`Encoder.forward`'s `at`): the loss is
+the same mean over the same positions.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tinylm.losses.cross_entropy import cross_entropy
+from tinylm.losses.cross_entropy import IGNORE_INDEX, cross_entropy
 from tinylm.losses.soft_targets import SoftTargets, cross_entropy_kl
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the positions that have a label (-100 marks none), in float32."""
     return cross_entropy(logits, labels)
+
+
+def labelled_only(model: nn.Module) -> bool:
+    """Whether `model` can predict at the labelled positions alone (a masked LM), outside `torch.compile`:
+    the positions' count changes with every batch, so a compiled graph keeps the full logits."""
+    return getattr(model, "predicts_at", False) and not torch.compiler.is_compiling()
 
 
 class Objective(nn.Module):
@@ -38,6 +46,10 @@ class Objective(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
                 return_logits: bool = False, soft_targets: SoftTargets | None = None):
+        if not return_logits and soft_targets is None and labelled_only(self.model):
+            at = labels != IGNORE_INDEX
+            ce = lm_loss(self.model(input_ids, attention_mask, at=at), labels[at])
+            return ce, ce, None, None
         logits = self.model(input_ids, attention_mask)
         kept = logits if return_logits else None
         if soft_targets is None:
