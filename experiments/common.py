@@ -14,6 +14,7 @@ from tinylm.duration import parse_duration
 from tinylm.runs.execute import execute
 from tinylm.rundir.checkpoints import latest_checkpoint
 from tinylm.rundir.metrics import read_metrics
+from tinylm.train.build import run_changes
 from tinylm.train.recipe import recipe_from_dict
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # this project's public data
@@ -22,10 +23,19 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # 
 def run_recipe(data: dict, out: Path) -> dict:
     """Train (or resume, or reuse a finished) run; returns its summary.
 
-    A finished run shorter than the recipe is extended only at a constant rate, where its first steps
-    are the longer run's (a ladder grown by a later invocation); any other change of length is refused.
+    A run already in `out` is taken up only when the recipe is its own but for the length: another
+    recipe there (grow's stages laid out for another N, other methods) is refused, never resumed with the
+    new values. A finished run shorter than the recipe is extended only at a constant rate, where its
+    first steps are the longer run's (a ladder grown by a later invocation); any other change of length
+    is refused.
     """
     out = Path(out)
+    recipe = recipe_from_dict(data)
+    if (out / "config.yaml").exists():
+        differ = [k for k in run_changes(out, recipe) if k != "train.duration"]
+        if differ:
+            raise SystemExit(f"{out} holds another run (its recipe differs in {', '.join(differ)}): delete it or "
+                             "choose another --out")
     done = out / "summary.json"
     if done.exists() and json.loads(done.read_text()).get("complete"):
         summary = json.loads(done.read_text())
@@ -35,7 +45,8 @@ def run_recipe(data: dict, out: Path) -> dict:
         if data["train"].get("schedule") != "constant" or wanted < summary["total_steps"]:
             raise SystemExit(f"{out} holds a finished {summary['total_steps']}-step run, not {wanted} steps: "
                              "only a constant-rate run can be extended; delete it or choose another --out")
-    return execute(recipe_from_dict(data), out, resume=latest_checkpoint(out) is not None, force=True)
+    resume = latest_checkpoint(out) is not None
+    return execute(recipe, out, resume=resume, force=True)  # force: only the length can differ by now
 
 
 def command_line() -> str:

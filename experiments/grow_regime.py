@@ -15,7 +15,8 @@ are still behind; grow_tiny.py found the opposite at 240 steps, where every run 
     python experiments/grow_regime.py --quick --out /tmp/grow-quick   # the same pipeline in seconds
     python experiments/grow_regime.py --model L4-4-64x4 --out experiments/out/grow-regime-w64 --ladder-steps 7680
 Writes experiments/results/grow-ladder.{json,png} and grow-regime.{json,png} (--results), prints JSON; with a
---model other than the default the files are named after it (grow-ladder-L4-4-64x4.json, ...). A narrower
+--model other than the default the files are named after it (grow-ladder-L4-4-64x4.json, ...), and with an --n
+other than the chosen rung after that too (grow-regime-n960.json). Runs go to OUT/ladder and OUT/nN/ARM/seedS. A narrower
 model reaches its flat point in fewer steps, so on 2 cores its arms can be compared there.
 """
 
@@ -97,7 +98,7 @@ def main() -> None:
     every, long = max(5, n // 10), n * 3 // 2
 
     def run_dir(arm: str, seed: int) -> Path:
-        return ladder if (arm, seed) == ("baseline", 0) else out / arm / f"seed{seed}"
+        return ladder if (arm, seed) == ("baseline", 0) else out / f"n{n}" / arm / f"seed{seed}"
 
     arms = {"baseline": (n, []), "grow-S2": (long, grow(2, n)), "grow-S4": (long, grow(4, n))}
     todo = [(recipe(store, seed, steps, methods, q["every"] if arm == "baseline" else every, model),
@@ -115,8 +116,9 @@ def main() -> None:
     report["wall_seconds"] = round(time.perf_counter() - started, 1)  # this invocation, runs reused included
     report["train_seconds"] = train_seconds({run_dir(a, s) for a in arms for s in range(args.seeds)} - {ladder})
     report["ladder_train_seconds"] = train_seconds([ladder])  # the seed-0 baseline's run, to the ladder's end
-    (results_dir / f"grow-regime{tag}.json").write_text(json.dumps(report, indent=1))
-    _plot(curves, results_dir / f"grow-regime{tag}.png", n,
+    name = f"grow-regime{tag}" + ("" if n == regime["n"] else f"-n{n}")  # a rung other than the chosen one
+    (results_dir / f"{name}.json").write_text(json.dumps(report, indent=1))
+    _plot(curves, results_dir / f"{name}.png", n,
           title=f"Growth of {args.model} at N = {n} (Gutenberg, {args.seeds} seeds; "
                 f"{'the flat point' if regime['reached'] and n == regime['n'] else 'the ladder never flattened'})")
     print(json.dumps({"regime": report["regime"], "arms": {arm: {k: {"mean": round(v["mean"], 4),
