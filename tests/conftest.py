@@ -8,6 +8,7 @@ import os
 import random
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -212,6 +213,23 @@ def make_run():
         return Run(recipe, build_model(cfg), SyntheticBatches(), val, torch.device("cpu"), steps, list(methods),
                    out_dir=out_dir)
     return build
+
+
+@pytest.fixture
+def masked_lm_batch():
+    """A tiny BERT, a batch with about 15% of its positions labelled (`masked`), and `head_rows`: how many
+    positions its MLM head ran at, per call (`Encoder.forward(at=)` runs it at the labelled ones only)."""
+    import torch
+
+    from tinylm.models import build_model, resolve_model_config
+    torch.manual_seed(0)
+    model = build_model(resolve_model_config("L2-2-32x2", flavour="bert", vocab_size=500, max_seq_len=32))
+    ids = torch.randint(5, 500, (3, 24))
+    masked = torch.rand(ids.shape) < 0.15
+    labels = torch.where(masked, ids, torch.full_like(ids, -100))
+    rows = []
+    model.mlm_transform.register_forward_hook(lambda m, args, out: rows.append(args[0].numel() // args[0].shape[-1]))
+    return SimpleNamespace(model=model, ids=ids, labels=labels, masked=masked, head_rows=rows)
 
 
 @pytest.fixture(scope="session")

@@ -31,19 +31,12 @@ def test_validation_loss_is_the_token_weighted_mean_over_scored_tokens():
     assert model.training
 
 
-def test_a_masked_lms_validation_loss_is_its_mean_over_the_masked_positions_alone():
+def test_a_masked_lms_validation_loss_is_its_mean_over_the_masked_positions_alone(masked_lm_batch):
     """`evaluate` heads a masked LM at its labelled positions only (`Encoder.forward(at=)`): the same loss as the
     cross-entropy of the full logits over those positions."""
-    torch.manual_seed(0)
-    model = build_model(resolve_model_config("L2-2-32x2", flavour="bert", vocab_size=500, max_seq_len=32))
-    ids = torch.randint(5, 500, (3, 24))
-    labels = torch.full_like(ids, -100)
-    masked = torch.rand(ids.shape) < 0.15
-    labels[masked] = ids[masked]
-    rows = []
-    model.mlm_transform.register_forward_hook(lambda m, args, out: rows.append(args[0].numel() // 32))
-    got = evaluate(model, [{"input_ids": ids, "labels": labels}])["val_loss"]
+    b = masked_lm_batch
+    got = evaluate(b.model, [{"input_ids": b.ids, "labels": b.labels}])["val_loss"]
     with torch.no_grad():
-        want = F.cross_entropy(model(ids).flatten(0, 1), labels.flatten(), ignore_index=-100).item()
-    assert rows == [int(masked.sum()), 3 * 24]  # evaluate's head, then the reference's
+        want = F.cross_entropy(b.model(b.ids).flatten(0, 1), b.labels.flatten(), ignore_index=-100).item()
+    assert b.head_rows == [int(b.masked.sum()), 3 * 24]  # evaluate's head, then the reference's
     assert abs(got - want) < 1e-5

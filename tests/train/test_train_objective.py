@@ -141,32 +141,20 @@ def test_the_compiled_objective_goes_into_torchs_compile_cache(make_run):
     assert seen.get("autograd_cache_saved", 0) + seen.get("autograd_cache_hit", 0) >= 1, seen
 
 
-def test_a_masked_lm_heads_only_its_labelled_positions_with_the_full_heads_loss_and_gradients():
+def test_a_masked_lm_heads_only_its_labelled_positions_with_the_full_heads_loss_and_gradients(masked_lm_batch):
     """The encoder's objective predicts at the masked positions alone (`Encoder.forward(at=)`): the same loss
     and gradients as the head over every position, with the decoder run on the labelled rows only."""
-    from tinylm.models import build_model, resolve_model_config
-    torch.manual_seed(0)
-    model = build_model(resolve_model_config("L2-2-32x2", flavour="bert", vocab_size=500, max_seq_len=32))
-    ids = torch.randint(5, 500, (3, 24))
-    labels = torch.full_like(ids, -100)
-    masked = torch.rand(ids.shape) < 0.15
-    labels[masked] = ids[masked]
-    rows = []
-    model.mlm_transform.register_forward_hook(lambda m, args, out: rows.append(args[0].numel() // 32))
-    grads = []
+    b = masked_lm_batch
+    losses, grads = [], []
     for return_logits in (False, True):  # a method asking for the logits gets the full head
-        model.zero_grad()
-        loss, ce, _, logits = Objective(model)(ids, None, labels, return_logits)
+        b.model.zero_grad()
+        loss, _, _, logits = Objective(b.model)(b.ids, None, b.labels, return_logits)
         loss.backward()
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-        if return_logits:
-            assert logits.shape == (3, 24, 500)
-            full = loss
-        else:
-            assert logits is None
-            short = loss
-    assert rows == [int(masked.sum()), 3 * 24]
-    torch.testing.assert_close(short, full, rtol=1e-6, atol=0)
+        losses.append(loss)
+        grads.append({n: p.grad.clone() for n, p in b.model.named_parameters() if p.grad is not None})
+        assert (logits is None) if not return_logits else logits.shape == (3, 24, 500)
+    assert b.head_rows == [int(b.masked.sum()), 3 * 24]
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=0)
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-5, atol=1e-7, msg=name)
