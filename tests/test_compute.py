@@ -74,6 +74,23 @@ def test_tied_output_layer_is_a_matmul_whose_gradient_reaches_the_embeddings():
     assert b["attention_backward"] == 4 * 2 * 2 * SEQ * 64
 
 
+def test_a_masked_lm_heading_its_labelled_positions_pays_the_head_at_that_share_of_tokens():
+    model = _model("L2-2-64x4", flavour="bert")  # tied decoder: embed_tokens (500 x 64) as the output matmul
+    full, share = flops_breakdown(model, SEQ), flops_breakdown(model, SEQ, head_fraction=0.15)
+    head = 64 * 64 + 500 * 64  # the MLM transform and the decoder
+    assert full["forward"] - share["forward"] == pytest.approx(2 * 0.85 * head)
+    assert full["backward_weights"] - share["backward_weights"] == pytest.approx(2 * 0.85 * head)
+    assert share["attention_forward"] == full["attention_forward"]  # the blocks run at every position
+
+
+@pytest.mark.parametrize("compile_, share", [(False, 0.15), (True, 1.0)])
+def test_a_run_counts_the_head_it_runs(make_run, compile_, share):
+    """An eager encoder run heads its masked positions only (data.mlm_probability of them); a compiled one,
+    or one whose methods read the logits, runs the full head and counts it."""
+    run = make_run(model="L2-2-32x2", flavour="bert", compile=compile_)
+    assert run.flops_per_token == pytest.approx(flops_per_token(run.model, 16, head_fraction=share))
+
+
 def test_the_papers_closed_form_and_equal_compute_points():
     assert [incremental_closed_form(s)["equal_compute_step"] for s in (4, 8, 12)] == [14688, 15469, 15729]
     for s in (4, 8, 12):

@@ -13,6 +13,10 @@ Model FLOPs per trained token, counted for the model *as it is now* (depth and t
   causal query sees (ctx + 1) / 2 keys on average, so 2 x ctx x width forward per layer (4 x for
   bidirectional encoders); the backward is twice that where gradients flow into the layer's q/k/v.
 
+A masked LM that heads only its labelled positions (`Encoder.forward(at=)`) runs its output head (the
+MLM transform and the vocabulary decoder) at that share of the tokens: `head_fraction` scales those
+weights' FLOPs (the run passes its masking probability; 1 wherever the full head runs).
+
 Not counted: embedding lookups, norms, activations, softmax, the optimizer (all O(width) per
 token); BERT's classification pooler (not in the MLM forward). "Below" is the parameters'
 registration order, which is the forward order of every tinylm model (in a parallel-residual block
@@ -41,6 +45,7 @@ from tinylm.precision import cpu_capability, resolve_precision, torch_dtype
 
 AFTER_HEAD = ("mlm_bias", "pooler.", "classifier.")  # used after (or beside) the output matmul, never below it
 NOT_IN_LM_FORWARD = ("pooler", "classifier")          # the encoder's sequence-classification head
+OUTPUT_HEAD = ("mlm_transform.", "lm_head.", "embed_tokens.weight (tied output)")  # per predicted position
 
 
 def _matmuls(model: nn.Module) -> list[tuple[str, nn.Parameter, float]]:
@@ -63,13 +68,14 @@ def _first_trainable(model: nn.Module) -> float:
     return math.inf
 
 
-def flops_breakdown(model: nn.Module, seq_len: int) -> dict[str, float]:
-    """Training FLOPs per token by kind; `total` is what a run adds per trained token."""
+def flops_breakdown(model: nn.Module, seq_len: int, head_fraction: float = 1.0) -> dict[str, float]:
+    """Training FLOPs per token by kind; `total` is what a run adds per trained token. `head_fraction`: the
+    share of positions the output head runs at (a masked LM heading its labelled positions only)."""
     lowest = _first_trainable(model)
     out = dict.fromkeys(("forward", "backward_weights", "backward_inputs", "attention_forward",
                          "attention_backward"), 0.0)
-    for _, weight, position in _matmuls(model):
-        n = weight.numel()
+    for name, weight, position in _matmuls(model):
+        n = weight.numel() * (head_fraction if name.startswith(OUTPUT_HEAD) else 1.0)
         out["forward"] += 2.0 * n
         if weight.requires_grad:
             out["backward_weights"] += 2.0 * n
@@ -86,9 +92,9 @@ def flops_breakdown(model: nn.Module, seq_len: int) -> dict[str, float]:
     return out
 
 
-def flops_per_token(model: nn.Module, seq_len: int) -> float:
+def flops_per_token(model: nn.Module, seq_len: int, head_fraction: float = 1.0) -> float:
     """Training FLOPs per token for the model as it is now (depth and trainability included)."""
-    return flops_breakdown(model, seq_len)["total"]
+    return flops_breakdown(model, seq_len, head_fraction)["total"]
 
 
 def forward_flops_per_token(model: nn.Module, seq_len: int) -> float:

@@ -121,7 +121,15 @@ class Run:
             cache_compiled_objective()
             wrapped = compiled(wrapped, self.recipe.train.compile_mode)
         self.objective = distributed.wrap(wrapped, self.world, self.device, self.model if self.sharded else None)
-        self.flops_per_token = flops_per_token(self.model, self.recipe.data.seq_len)
+        self.flops_per_token = flops_per_token(self.model, self.recipe.data.seq_len, self._head_fraction())
+
+    def _head_fraction(self) -> float:
+        """The share of positions the output head runs at: a masked LM's labelled ones where `Objective` heads
+        only those (eager, no method reading the logits or giving soft targets), else every position."""
+        full = self.recipe.train.compile or any(m.uses_logits or m.gives_soft_targets for m in self.methods)
+        if full or not getattr(self.model, "predicts_at", False):
+            return 1.0
+        return self.recipe.data.mlm_probability
 
     def named(self, params: ParamSelector = None) -> list[tuple[str, nn.Parameter]]:
         """Resolve names, parameters or a predicate (name, param) -> bool to (name, param) pairs."""
