@@ -73,7 +73,7 @@ def regime_section(results_dir: Path) -> list[str]:
         if "drop" in (r["rungs"][0] if r["rungs"] else {}):
             state = "flat: reached" if r["reached"] else "flat: **not reached** within the ladder (its last rung chosen)"
             rungs = "; ".join(f"{x['n']} → {2 * x['n']}: {x['val_loss']:.3f} → {x['val_loss_doubled']:.3f} "
-                              f"(−{x['drop']:.3f})" for x in r["rungs"])
+                              f"({'−' if x['drop'] >= 0 else '+'}{abs(x['drop']):.3f})" for x in r["rungs"])
         else:
             state = "at the ladder's edge" if r["at_edge"] else "inside the ladder"
             rungs = "; ".join(f"N {x['n']}: {x['final_val_loss']:.3f}" for x in r["rungs"])

@@ -233,3 +233,13 @@ def test_each_of_two_results_of_one_experiment_links_its_own_plot(two_ladders):
     plots = {r["source"]: r["plots"] for r in rows}
     assert plots == {"grow-regime.json": ["grow-regime.png"],
                      "grow-regime-L4-4-64x4.json": ["grow-regime-L4-4-64x4.png"]}
+
+
+def test_a_rung_whose_loss_rose_is_shown_as_a_rise(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    ladder = _ladder("L4-2-64x4")
+    ladder["rungs"][-1].update(val_loss=7.086, val_loss_doubled=7.234, drop=-0.148)
+    (res / "grow-ladder.json").write_text(json.dumps(ladder))
+    page = make_readme.render(res, scripts_dir=tmp_path)
+    assert "960 → 1920: 7.086 → 7.234 (+0.148)" in page and "(−0.240)" in page.split("960 →")[0]
