@@ -26,7 +26,8 @@ import json
 import time
 from pathlib import Path
 
-from common import SHARED_DATA, command_line, finetune_report, parallel_map, run_recipe, val_curve, wikipedia_store
+from common import (SHARED_DATA, command_line, finetune_report, parallel_map, run_recipe, val_curve,
+                    wikipedia_store)
 from encoders_tiny import DEEP, pretrain_recipe, token_stats
 from regime import flat_point, plot_flat
 
@@ -90,7 +91,8 @@ def main() -> None:
     s_steps = regime["n"]
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "encoders-ladder.json").write_text(json.dumps(
-        {"experiment": "encoders-ladder", "command": command_line(), "model": DEEP, "W_S": sizes[-1], "tokens_per_step": 32 * 64,
+        {"experiment": "encoders-ladder", "command": command_line(), "model": DEEP, "W_S": sizes[-1],
+         "tokens_per_step": 32 * 64,
          "schedule": "constant lr 2e-3 after a 100-step warm-up", "ladder_steps": q["ladder_steps"],
          "curve": points, **regime}, indent=1))
     plot_flat({f"W_S = {sizes[-1]}": points}, regime, results_dir / "encoders-ladder.png",

@@ -58,7 +58,8 @@ def main() -> None:
     n = regime["n"]
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "forgetter-ladder.json").write_text(json.dumps(
-        {"experiment": "forgetter-ladder", "command": command_line(), "model": "L4-4(2)-128x4-32 (gemma)", "corpus": "Alice in Wonderland",
+        {"experiment": "forgetter-ladder", "command": command_line(), "model": "L4-4(2)-128x4-32 (gemma)",
+         "corpus": "Alice in Wonderland",
          "tokens_per_step": 12 * 128, "schedule": f"linear decay to zero over N, lr {NORMAL_LR}", "seed": 0,
          "best_val_loss_by_n": {k: min(v for _, v in c) for k, c in curves.items()},
          "curves": {k: c for k, c in curves.items()}, **regime}, indent=1))
