@@ -129,7 +129,7 @@ class Run:
         full = self.recipe.train.compile or any(m.uses_logits or m.gives_soft_targets for m in self.methods)
         if full or not getattr(self.model, "predicts_at", False):
             return 1.0
-        return self.recipe.data.mlm_probability
+        return self.recipe.data.mlm_probability or 1.0  # a config.yaml that dropped the rate: count the full head
 
     def named(self, params: ParamSelector = None) -> list[tuple[str, nn.Parameter]]:
         """Resolve names, parameters or a predicate (name, param) -> bool to (name, param) pairs."""
