@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from tinylm.data.mlm import MLM_PROBABILITY
 from tinylm.errors import UserError
+from tinylm.losses.labelled import labelled_logits
 from tinylm.precision import autocast, resolve_precision
 
 # The fixed validation set where no recipe says otherwise (`tinylm.train.recipe.EvalSection` defaults to them).
@@ -49,12 +50,8 @@ def evaluate(model, batches: list[dict], device: torch.device | None = None, pre
     for batch in batches:
         batch = to_device(batch, device)
         labels = batch["labels"]
-        with autocast(device, precision):
-            if getattr(model, "predicts_at", False):  # a masked LM: the head at the labelled positions only
-                at = labels != -100
-                logits, labels = model(batch["input_ids"], batch.get("attention_mask"), at=at), labels[at]
-            else:
-                logits = model(batch["input_ids"], batch.get("attention_mask"))
+        with autocast(device, precision):  # a masked LM: its head at the labelled positions only
+            logits, labels = labelled_logits(model, batch["input_ids"], batch.get("attention_mask"), labels)
         total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100,
                                  reduction="sum").double()
         count += int((labels != -100).sum())

@@ -98,7 +98,7 @@ class Encoder(TinyLM):
             x = layer(x, mask)
         return x
 
-    predicts_at = True  # forward(..., at=) computes the MLM head at chosen positions only (train/objective.py)
+    predicts_at = True  # forward(..., at=) computes the MLM head at chosen positions only (losses/labelled.py)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, at: torch.Tensor | None = None) -> torch.Tensor:

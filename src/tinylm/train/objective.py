@@ -17,19 +17,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tinylm.losses.cross_entropy import IGNORE_INDEX, cross_entropy
+from tinylm.losses.cross_entropy import cross_entropy
+from tinylm.losses.labelled import labelled_logits
 from tinylm.losses.soft_targets import SoftTargets, cross_entropy_kl
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the positions that have a label (-100 marks none), in float32."""
     return cross_entropy(logits, labels)
-
-
-def labelled_only(model: nn.Module) -> bool:
-    """Whether `model` can predict at the labelled positions alone (a masked LM), outside `torch.compile`:
-    the positions' count changes with every batch, so a compiled graph keeps the full logits."""
-    return getattr(model, "predicts_at", False) and not torch.compiler.is_compiling()
 
 
 class Objective(nn.Module):
@@ -46,9 +41,10 @@ class Objective(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
                 return_logits: bool = False, soft_targets: SoftTargets | None = None):
-        if not return_logits and soft_targets is None and labelled_only(self.model):
-            at = labels != IGNORE_INDEX
-            ce = lm_loss(self.model(input_ids, attention_mask, at=at), labels[at])
+        if not return_logits and soft_targets is None and not torch.compiler.is_compiling():
+            # a masked LM heads its labelled positions only (losses/labelled.py); compiled, the full head
+            # keeps one graph (the positions' count changes with every batch)
+            ce = lm_loss(*labelled_logits(self.model, input_ids, attention_mask, labels))
             return ce, ce, None, None
         logits = self.model(input_ids, attention_mask)
         kept = logits if return_logits else None
